@@ -1,0 +1,74 @@
+"""Plain CPU data that a training run publishes for readers (pages, CLI, benchmarks).
+
+Everything here is numpy or Python scalars: readers never touch tensors the trainer is using, and a
+snapshot can be saved to / loaded from an `.npz` file in the run directory unchanged.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+# Scalar columns of a run's history (one row every `stats_every` steps).
+HISTORY_KEYS = ("step", "epoch", "time", "loss_d", "loss_g", "d_real", "d_fake", "grad_g", "grad_d",
+                "wdist", "images_per_s", "lr_g", "lr_d")
+
+
+@dataclass
+class Snapshot:
+    """What the pages draw for one moment of a run.
+
+    Images: `fake` is (N, C, H, W) float32 in [-1, 1], from the run's fixed noise (same z every snapshot).
+    2D: `fake` is (M, 2) points from fixed noise; `real` (M, 2) data points; `field` (R, R) is D's score on
+    the grid `field_xs` x `field_ys` (row i = y value i); `manifold` (A, B, 2) is G applied to a grid over the
+    first two noise dimensions (others 0) so its rows/columns draw as lines; `grads` (M, 2) is the direction
+    each fake point is pushed by G's loss (minus dLoss_G/dx), for the gradient arrows.
+    Histograms: counts of D's scores on real and fake with fixed `score_edges` for the whole run.
+    """
+    step: int
+    epoch: int
+    time: float
+    fake: np.ndarray
+    labels: np.ndarray | None = None          # (N,) class of each fake when the model is conditional
+    hist_real: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hist_fake: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    score_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    score_label: str = "D(x)"
+    real: np.ndarray | None = None
+    field_xs: np.ndarray | None = None
+    field_ys: np.ndarray | None = None
+    field: np.ndarray | None = None
+    manifold: np.ndarray | None = None
+    grads: np.ndarray | None = None
+
+    @property
+    def is_2d(self) -> bool:
+        return self.fake.ndim == 2
+
+    def to_bytes(self) -> bytes:
+        arrays = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            arrays[f.name] = np.asarray(value)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Snapshot":
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            kw = {}
+            for f in fields(cls):
+                if f.name in npz.files:
+                    value = npz[f.name]
+                    if f.name in ("step", "epoch"):
+                        value = int(value)
+                    elif f.name == "time":
+                        value = float(value)
+                    elif f.name == "score_label":
+                        value = str(value)
+                    kw[f.name] = value
+        return cls(**kw)

@@ -1,0 +1,251 @@
+"""A run directory on disk: config, status, append-only metrics, snapshots and checkpoints.
+
+Layout of `<runs_dir>/<run_id>/`:
+    config.json        the TrainConfig (written once, rewritten on live edits)
+    status.json        state, message, step, epoch, pid, name, parent, timestamps (atomic replace)
+    history.jsonl      one JSON object per stats row (append-only; a torn last line is ignored)
+    quality.jsonl      one JSON object per quality evaluation (append-only)
+    snapshots/s<step>.npz      Snapshot arrays (atomic)
+    checkpoints/step-<step>.pt torch.save of tensors/numbers only, loaded with weights_only=True
+Writes are crash-safe: whole files go through a temp file + os.replace, so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .config import TrainConfig
+from .snapshots import Snapshot
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_NAME = 80
+
+
+class StoreError(ValueError):
+    """A run directory, run name or checkpoint is unusable; the message says why."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("GANLAB_RUNS_DIR", "runs")).expanduser()
+
+
+def clean_name(name: str) -> str:
+    """A display name: printable, trimmed, at most 80 characters (it never becomes a path by itself)."""
+    if not isinstance(name, str):
+        raise StoreError("run name must be text")
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    if not name:
+        raise StoreError("run name is empty")
+    if len(name) > MAX_NAME:
+        raise StoreError(f"run name is longer than {MAX_NAME} characters")
+    return name
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")
+    return (s or "run")[:40]
+
+
+def safe_run_dir(runs_dir: Path, run_id: str) -> Path:
+    """The directory of `run_id` inside `runs_dir`; refuses ids that could escape it."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
+        raise StoreError(f"invalid run id {run_id!r}")
+    root = Path(runs_dir).resolve()
+    path = (root / run_id).resolve()
+    if path.parent != root:
+        raise StoreError(f"run id {run_id!r} escapes the runs directory")
+    return path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of an append-only JSON-lines file; a torn or corrupt line (crash mid-append) is skipped."""
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+class RunStore:
+    """Reads and writes one run directory. Thread-safe for one writer and many readers."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.snap_dir = self.path / "snapshots"
+        self.ckpt_dir = self.path / "checkpoints"
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str, cfg: TrainConfig, parent: dict | None = None) -> "RunStore":
+        name = clean_name(name)
+        runs_dir = Path(runs_dir)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        base = time.strftime("%Y%m%d-%H%M%S") + "-" + slug(name)
+        for i in range(1000):
+            run_id = base if i == 0 else f"{base}-{i}"
+            path = safe_run_dir(runs_dir, run_id)
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 1000 runs with one name in one second
+            raise StoreError("could not create a unique run directory")
+        store = cls(path)
+        store.snap_dir.mkdir()
+        store.ckpt_dir.mkdir()
+        store.write_config(cfg)
+        store.write_status({"state": "created", "message": "", "step": 0, "epoch": 0, "name": name,
+                            "parent": parent, "created": time.time(), "pid": os.getpid()})
+        return store
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    # --- config and status -------------------------------------------------------------------------
+    def write_config(self, cfg: TrainConfig) -> None:
+        atomic_write(self.path / "config.json", cfg.to_json().encode())
+
+    def read_config(self) -> TrainConfig:
+        try:
+            data = json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{self.path.name}: unreadable config.json ({e})") from None
+        return TrainConfig.from_dict(data)
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        status = {**status, "updated": time.time()}
+        atomic_write(self.path / "status.json", json.dumps(status).encode())
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.path / "status.json").read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def update_status(self, **changes: Any) -> dict[str, Any]:
+        status = {**self.read_status(), **changes}
+        self.write_status(status)
+        return status
+
+    # --- metrics -------------------------------------------------------------------------------------
+    def append_rows(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        """Append rows to history.jsonl / quality.jsonl; each write is whole lines in one call."""
+        if not rows:
+            return
+        text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
+        with open(self.path / f"{kind}.jsonl", "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+
+    def read_rows(self, kind: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / f"{kind}.jsonl")
+
+    # --- snapshots -----------------------------------------------------------------------------------
+    def save_snapshot(self, snap: Snapshot) -> None:
+        atomic_write(self.snap_dir / f"s{snap.step:09d}.npz", snap.to_bytes())
+
+    def snapshot_steps(self) -> list[int]:
+        steps = []
+        for p in self.snap_dir.glob("s*.npz"):
+            try:
+                steps.append(int(p.stem[1:]))
+            except ValueError:
+                continue
+        return sorted(steps)
+
+    def load_snapshot(self, step: int) -> Snapshot:
+        return Snapshot.from_bytes((self.snap_dir / f"s{step:09d}.npz").read_bytes())
+
+    def iter_snapshots(self) -> Iterator[Snapshot]:
+        for step in self.snapshot_steps():
+            try:
+                yield self.load_snapshot(step)
+            except (OSError, ValueError, KeyError):
+                continue
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int = 5, milestone_every: int = 10) -> Path:
+        """Write a checkpoint, then prune: keep the last `keep` plus every `milestone_every`-th one."""
+        import io
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        path = self.ckpt_dir / f"step-{step:09d}.pt"
+        atomic_write(path, buf.getvalue())
+        ckpts = self.checkpoint_steps()
+        for i, s in enumerate(ckpts[:-keep] if keep else []):
+            if (i + 1) % milestone_every:   # the 10th, 20th, ... checkpoint survives as a milestone
+                (self.ckpt_dir / f"step-{s:09d}.pt").unlink(missing_ok=True)
+        return path
+
+    def checkpoint_steps(self) -> list[int]:
+        steps = []
+        for p in self.ckpt_dir.glob("step-*.pt"):
+            try:
+                steps.append(int(p.stem.split("-", 1)[1]))
+            except ValueError:
+                continue
+        return sorted(steps)
+
+    def checkpoint_path(self, step: int | None = None) -> Path | None:
+        steps = self.checkpoint_steps()
+        if not steps:
+            return None
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:   # nearest kept checkpoint at or before `step`
+            before = [s for s in steps if s <= step]
+            step = before[-1] if before else steps[0]
+        return self.ckpt_dir / f"step-{step:09d}.pt"
+
+    def delete(self) -> None:
+        shutil.rmtree(self.path)
+
+
+def load_checkpoint(source: Path | bytes) -> dict[str, Any]:
+    """Load a checkpoint without executing code from it (weights_only=True); bad files raise StoreError."""
+    import io
+    import pickle
+    import zipfile
+    try:
+        f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except OSError as e:
+        raise StoreError(f"cannot open checkpoint: {e}") from None
+    try:
+        with f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise StoreError(f"refused: the checkpoint contains objects other than tensors and numbers ({first[:160]})") \
+            from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, AttributeError, KeyError) as e:
+        raise StoreError(f"not a ganlab checkpoint (could not read it: {str(e).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or "G" not in state or "config" not in state:
+        raise StoreError("not a ganlab checkpoint (it has no generator weights or no config)")
+    return state
+
