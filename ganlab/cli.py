@@ -107,7 +107,8 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"no runs in {reg.runs_dir}")
     for r in rows:
-        parent = f"  <- {r['parent']['run']}@{r['parent']['step']}" if r["parent"] else ""
+        source = (r["parent"].get("run") or r["parent"].get("checkpoint")) if r["parent"] else None
+        parent = f"  <- {source}@{r['parent'].get('step')}" if source else ""   # --from-checkpoint: no run
         print(f"{r['id']:<40} {r['state']:<11} {r['step']:>7}/{r['steps']:<7} {r['dataset']}{parent}")
     return 0
 
@@ -137,7 +138,7 @@ def _train_source(args, reg) -> tuple[TrainConfig, dict | None, Any, dict | None
 
 
 def cmd_train(args) -> int:
-    from .quality import default_quality_fn
+    from .quality import default_quality_fn, wait_idle
     from .runs import RunRegistry
     runs_dir = args.runs_dir or (str(Path(args.resume).parent) if args.resume else None)
     reg = RunRegistry(runs_dir, max_active=1, quality_fn=default_quality_fn)
@@ -166,6 +167,7 @@ def cmd_train(args) -> int:
         run.stop(wait=10)
     if not args.json or sys.stderr.isatty():
         print(file=sys.stderr)
+    wait_idle(timeout=120)   # image quality measures of the last snapshot run in their own thread
     v = run.view(with_snapshots=False)
     seconds = time.time() - start
     final = {k: (float(a[-1]) if len(a) and math.isfinite(a[-1]) else None) for k, a in v.history.items()}

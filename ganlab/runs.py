@@ -29,6 +29,7 @@ from .store import RunStore, StoreError, clean_name, default_runs_dir, load_chec
 
 ACTIVE = ("queued", "running", "paused", "created")
 FINAL = ("finished", "stopped", "diverged", "failed", "interrupted")
+BRANCH_FIELDS = (*LIVE_FIELDS, "steps", "loss")   # what a branch may change (see RunRegistry.branch)
 MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (the file keeps all)
 MAX_SNAPSHOTS = 120        # snapshots kept in memory; older ones thinned 2:1 (disk keeps them)
 SNAPSHOT_EVERY_2D = 250
@@ -36,7 +37,8 @@ CHECKPOINT_EVERY_2D = 1000
 
 INTERRUPTED = "the process training this run ended; Resume continues from the last checkpoint"
 
-QualityFn = Callable[["Run", Snapshot], "dict[str, float] | None"]
+# quality_fn(run, snapshot, g_copy, trainer) -> measures now, or None (it may call run.add_quality later)
+QualityFn = Callable[..., "dict[str, float] | None"]
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Run:
         self._g_lock = threading.Lock()
         self._trainer = None
         self._synced = 0.0
+        self._milestone_steps = 0             # set by _train from the checkpoint interval
 
     # --- construction from disk ----------------------------------------------------------------------
     @classmethod
@@ -310,6 +313,7 @@ class Run:
         cfg = self.cfg
         snap_every = cfg.snapshot_every or (SNAPSHOT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
         ckpt_every = cfg.checkpoint_every or (CHECKPOINT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
+        self._milestone_steps = 10 * ckpt_every   # every 10th regular checkpoint outlives pruning
         self._publish_snapshot(trainer)
         if not self._history:
             self._checkpoint(trainer)
@@ -399,20 +403,32 @@ class Run:
         g = copy.deepcopy(trainer.G).to("cpu").eval()
         with self._g_lock:
             self._g_copy = g
-        quality = self.registry.quality_fn(self, snap) if self.registry and self.registry.quality_fn else None
         with self._lock:
             self._snapshots.append(snap)
             if len(self._snapshots) > MAX_SNAPSHOTS:   # keep the first, thin the older half 2:1
                 half = len(self._snapshots) // 2
                 self._snapshots = self._snapshots[:half:2] + self._snapshots[half:]
-            if quality:
-                self._quality.append({"step": snap.step, **quality})
         self.store.save_snapshot(snap)
-        if quality:
-            self.store.append_rows("quality", [{"step": snap.step, **quality}])
+        if self.registry is not None and self.registry.quality_fn is not None:
+            try:
+                quality = self.registry.quality_fn(self, snap, g, trainer)
+            except Exception as e:  # noqa: BLE001 - a failed measure never stops training
+                quality = None
+                self.message = f"quality measures unavailable: {_short_error(e)}"
+            if quality:
+                self.add_quality({"step": snap.step, **quality})
+
+    def add_quality(self, row: dict[str, Any]) -> None:
+        """Record one evaluation of the quality measures (called from the training or the quality thread)."""
+        with self._lock:
+            self._quality.append(row)
+            if len(self._quality) > MAX_HISTORY:
+                self._quality = self._quality[::2]
+        self.store.append_rows("quality", [row])
 
     def _checkpoint(self, trainer) -> None:
-        self.store.save_checkpoint(trainer.state_dict(), trainer.step, keep=self.cfg.keep_checkpoints)
+        self.store.save_checkpoint(trainer.state_dict(), trainer.step, keep=self.cfg.keep_checkpoints,
+                                   milestone_steps=self._milestone_steps)
 
 
 def _weights_finite(trainer) -> bool:
@@ -422,6 +438,26 @@ def _weights_finite(trainer) -> bool:
 def _label_count(state: dict) -> int:
     emb = state["G"].get("embed.weight")
     return int(emb.shape[0]) if emb is not None else 0
+
+
+def _check_weights_fit(run: Run, cfg: TrainConfig, state: dict, changes: dict) -> None:
+    """Raise ValueError (naming the changed fields) when `cfg` builds networks `state`'s weights do not fit."""
+    from .models import build_models
+    with run._lock:
+        snap = run._snapshots[-1] if run._snapshots else None
+    steps = run.store.snapshot_steps()
+    if snap is None and steps:
+        snap = run.store.load_snapshot(steps[-1])
+    if snap is None:
+        return   # no sample shape to build with; the new run's thread reports a mismatch itself
+    g, d = build_models(cfg, tuple(snap.fake.shape[1:]), _label_count(state))
+    try:
+        g.load_state_dict(state["G"])
+        d.load_state_dict(state["D"])
+    except RuntimeError:
+        names = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        raise ValueError(f"{names} changes the networks' layers ({cfg.model} D drops batch norm for WGAN-GP "
+                         "and R1), so this checkpoint's weights do not fit: start a new run instead") from None
 
 
 def _short_error(e: BaseException) -> str:
@@ -520,16 +556,22 @@ class RunRegistry:
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
     def branch(self, run: Run, step: int | None = None, name: str | None = None, **changes: Any) -> Run:
-        """A new run that continues `run` from its checkpoint at (or before) `step`, with `changes`."""
+        """A new run that continues `run` from its checkpoint at (or before) `step`, with `changes`.
+
+        Live fields, `steps` and `loss` may change. A loss keeps the same networks except where the
+        architecture depends on it (WGAN-GP, like R1, drops batch norm in DCGAN's D): such a branch raises
+        ValueError before any run is created."""
         path = run.store.checkpoint_path(step)
         if path is None:
             raise StoreError(f"run {run.name!r} has no checkpoint to branch from")
         state = load_checkpoint(path)
         parent_cfg = TrainConfig.from_dict(state["config"])
-        cfg = parent_cfg.replace(**changes)
-        fixed = {k for k in changes if k not in LIVE_FIELDS and k != "steps"}
+        fixed = {k for k in changes if k not in BRANCH_FIELDS}
         if fixed:
             raise ValueError(f"{sorted(fixed)[0]} cannot change in a branch (it changes the networks)")
+        cfg = parent_cfg.replace(**changes)
+        if cfg != parent_cfg:
+            _check_weights_fit(run, cfg, state, changes)
         parent = {"run": run.id, "name": run.name, "step": int(state["step"])}
         return self.create(cfg, name or f"{run.name} @{state['step']}", parent=parent, init_state=state)
 
@@ -565,7 +607,8 @@ def get_registry(runs_dir: Path | str | None = None) -> RunRegistry:
     key = str(path.expanduser().resolve())
     with _REG_LOCK:
         if key not in _REGISTRIES:
-            _REGISTRIES[key] = RunRegistry(path)
+            from .quality import default_quality_fn
+            _REGISTRIES[key] = RunRegistry(path, quality_fn=default_quality_fn)
         return _REGISTRIES[key]
 
 

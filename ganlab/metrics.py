@@ -1,0 +1,314 @@
+"""Quality measures for generated samples that work offline.
+
+2D mixtures (ring8, grid25): `mode_stats` counts covered modes and high-quality samples the way the
+mode-collapse papers do. Images (MNIST-like, 28x28 grey): `image_metrics` scores samples with a small digit
+classifier that this module trains itself on the bundled data (never downloaded), so the numbers are
+"Inception-style" scores in a small feature space: comparable between runs of this app, not with FID/IS
+values in papers (those use Inception-v3 features on 50k samples).
+
+The classifier is trained once (a few seconds on a CPU), cached on disk as safetensors under
+$GANLAB_CACHE/classifiers (default ~/.cache/ganlab/classifiers) and once per process in memory.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --- 2D mode statistics ------------------------------------------------------------------------------------
+HQ_STDS = 3.0
+# A mode counts as covered when at least this share of all samples are high-quality samples on it.
+# PacGAN (Lin et al. 2018) calls a mode lost when fewer than 20 of 2,500 samples lie within 3 std of its
+# centre; VEEGAN and GDPP use the same 3-std rule on 2,500 samples. 20/2,500 = 0.8% keeps the rule when
+# the UI scores another number of samples (1,024 by default: 9 samples).
+MODE_MIN_SHARE = 20 / 2500
+KL_EPS = 1e-6                 # probability floor so KL stays finite when a mode/class gets no samples
+
+
+def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int | None = None) -> dict:
+    """Coverage of a 2D Gaussian mixture by generated `points` (N, 2), mixture centres `modes` (K, 2).
+
+    - high quality: a sample within HQ_STDS * std of its nearest mode (VEEGAN's definition);
+    - covered: a mode with at least `min_count` high-quality samples (default ceil(0.8% of N), PacGAN's
+      20 of 2,500);
+    - reverse_kl: KL(p_fake || p_real) over modes, p_fake = share of the high-quality samples on each mode
+      (floored at KL_EPS), p_real uniform. 0 = all modes equally used, log(K) = everything on one mode.
+      With no high-quality sample at all it is log(K): no better than a total collapse.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    centres = np.asarray(modes, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"mode_stats: points must be (N, 2), got {pts.shape}")
+    if centres.ndim != 2 or centres.shape[1] != 2 or len(centres) == 0:
+        raise ValueError(f"mode_stats: modes must be (K, 2) with K >= 1, got {centres.shape}")
+    if not std > 0:
+        raise ValueError(f"mode_stats: std must be positive, got {std}")
+    k = len(centres)
+    n = len(pts)
+    if n == 0:
+        return {"modes_covered": 0, "n_modes": k, "high_quality_frac": 0.0, "reverse_kl": math.log(k)}
+    finite = np.isfinite(pts).all(axis=1)          # a diverged G emits NaN: those are simply not high quality
+    d2 = ((pts[:, None, :] - centres[None, :, :]) ** 2).sum(-1)   # (N, K); K <= 25 so this stays small
+    d2[~finite] = np.inf
+    nearest = d2.argmin(axis=1)
+    hq = d2[np.arange(n), nearest] <= (HQ_STDS * std) ** 2
+    counts = np.bincount(nearest[hq], minlength=k)
+    need = max(1, math.ceil(MODE_MIN_SHARE * n)) if min_count is None else max(1, int(min_count))
+    n_hq = int(hq.sum())
+    reverse_kl = _kl_to_uniform(counts) if n_hq else math.log(k)
+    return {"modes_covered": int((counts >= need).sum()), "n_modes": k,
+            "high_quality_frac": n_hq / n, "reverse_kl": reverse_kl}
+
+
+def _kl_to_uniform(counts: np.ndarray) -> float:
+    """KL(p || uniform) in nats for a histogram `counts`, with p floored at KL_EPS and renormalised."""
+    p = counts.astype(np.float64) / max(counts.sum(), 1)
+    p = (p + KL_EPS) / (1.0 + KL_EPS * len(p))
+    return float(max(0.0, (p * np.log(p * len(p))).sum()))
+
+
+# --- the digit classifier ----------------------------------------------------------------------------------
+CLASSIFIER_VERSION = 1        # bump when the architecture or the training recipe changes: old caches retrain
+HELD_OUT = 500                # images kept out of training to measure accuracy
+TRAIN_MAX = 5000              # Fashion-MNIST has 60k: a 5k subset trains as fast as mnist5k
+EPOCHS = 5
+BATCH = 64
+FEATURES = 64                 # width of the penultimate layer: the Fréchet distance's feature space
+
+
+class DigitClassifier(nn.Module):
+    """Small CNN for (N, 1, 28, 28) images in [-1, 1]; about 110k parameters, ~99% on MNIST digits."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc1 = nn.Linear(32 * 7 * 7, FEATURES)
+        self.fc2 = nn.Linear(FEATURES, n_classes)
+        self.n_classes = n_classes
+        self.accuracy = float("nan")             # held-out accuracy, set by get_classifier
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"DigitClassifier expects (N, 1, 28, 28) images, got {tuple(x.shape)}")
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)           # (N, 16, 14, 14)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)           # (N, 32, 7, 7)
+        return F.relu(self.fc1(h.flatten(1)))                # (N, FEATURES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.features(x))                    # (N, n_classes) logits
+
+
+_DATASET_FOR = {"mnist": "mnist5k", "fashion": "fashion"}
+_CACHE: dict[tuple[str, str], DigitClassifier] = {}
+_CACHE_LOCK = threading.Lock()     # one lock for all kinds: training twice in parallel would only waste CPU
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser() / "classifiers"
+
+
+def classifier_split(kind: str = "mnist") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train_x, train_y, heldout_x, heldout_y) the classifier of `kind` uses: a fixed permutation (seed 0)
+    of the dataset; the last HELD_OUT images are never trained on."""
+    from .config import TrainConfig
+    from .data import DataError, load_dataset
+
+    if kind not in _DATASET_FOR:
+        raise ValueError(f"classifier kind {kind!r} is not one of: {', '.join(_DATASET_FOR)}")
+    ds = load_dataset(TrainConfig(dataset=_DATASET_FOR[kind], model="mlp"))
+    if ds.y is None or tuple(ds.sample_shape) != (1, 28, 28):
+        raise DataError(f"{ds.name}: the classifier needs labelled 28x28 grey images")
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(ds)))
+    train_idx, held_idx = perm[:-HELD_OUT][:TRAIN_MAX], perm[-HELD_OUT:]
+    return ds.x[train_idx], ds.y[train_idx], ds.x[held_idx], ds.y[held_idx]
+
+
+def get_classifier(kind: str = "mnist", cache_dir: Path | None = None) -> DigitClassifier:
+    """The eval-mode classifier for `kind` ("mnist" or "fashion"): from memory, else from the disk cache,
+    else trained now (deterministic, a few seconds on CPU) and saved. `.accuracy` is its held-out accuracy.
+    Raises ganlab.data.DataError when the dataset is not on this machine (fashion without the package)."""
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    key = (kind, str(folder.resolve()))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load_or_train(kind, folder)
+        return _CACHE[key]
+
+
+def _load_or_train(kind: str, folder: Path) -> DigitClassifier:
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / f"{kind}-classifier-v{CLASSIFIER_VERSION}.safetensors"
+    info_path = weights.with_suffix(".json")
+    model = DigitClassifier()
+    if weights.is_file() and info_path.is_file():
+        try:
+            model.load_state_dict(load_file(str(weights)))
+            model.accuracy = float(json.loads(info_path.read_text())["accuracy"])
+            return _frozen(model)
+        except Exception:  # noqa: BLE001 - a half-written or stale cache file: retrain and overwrite it
+            model = DigitClassifier()
+    train_x, train_y, held_x, held_y = classifier_split(kind)
+    started = time.perf_counter()
+    _train(model, train_x, train_y)
+    model.accuracy = _accuracy(model, held_x, held_y)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Write to temp names then rename, so a second process never reads a half-written file.
+    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, weights)
+    info = {"kind": kind, "accuracy": model.accuracy, "held_out": HELD_OUT, "train_images": len(train_x),
+            "epochs": EPOCHS, "version": CLASSIFIER_VERSION, "seconds": round(time.perf_counter() - started, 1)}
+    tmp_info = info_path.with_name(f".{info_path.name}.{os.getpid()}.tmp")
+    tmp_info.write_text(json.dumps(info, indent=2))
+    os.replace(tmp_info, info_path)
+    return _frozen(model)
+
+
+def _train(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> None:
+    # A private generator for init and shuffling: deterministic, and it never touches the global RNG that a
+    # training run in another thread of this process draws from.
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):      # PyTorch's default init, drawn from `gen`
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=gen)
+            bound = 1.0 / math.sqrt(m.weight[0].numel())
+            nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = EPOCHS * math.ceil(len(x) / BATCH)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model.train()
+    for _ in range(EPOCHS):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), BATCH):
+            idx = perm[i:i + BATCH]
+            batch = x[idx]
+            # A random shift of up to 2 pixels: cheap augmentation that makes GAN digits (often off-centre)
+            # classify as reliably as real ones.
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+            batch = torch.roll(batch, shifts=(dy, dx), dims=(2, 3))
+            loss = F.cross_entropy(model(batch), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+
+
+@torch.no_grad()
+def _accuracy(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+def _frozen(model: DigitClassifier) -> DigitClassifier:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+# --- image metrics -----------------------------------------------------------------------------------------
+CLASS_MIN_SHARE = 0.02        # a class is "present" with >= 2% of the samples: a fifth of its fair 10% share,
+                              # so a few stray misclassifications do not count as a class drawn
+EVAL_BATCH = 500
+
+
+def image_metrics(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.ndarray,
+                  classifier: DigitClassifier) -> dict:
+    """Scores of generated images `fake` against data images `real`, both (N, 1, 28, 28) in [-1, 1].
+
+    classifier_confidence: mean max softmax probability on fakes (sharp, digit-like samples score high);
+    classes_present: classes predicted for >= CLASS_MIN_SHARE of the fakes;
+    class_kl: KL(predicted-class histogram of fakes || uniform), 0 = balanced, log(10) = one class only;
+    frechet: Fréchet distance between Gaussians fitted to the classifier's penultimate features of fakes
+    and reals (the FID formula in a 64-d feature space);
+    class_score: Inception-Score-style exp(E_x KL(p(y|x) || p(y))), 1..n_classes;
+    diversity: sample_diversity(fake) / sample_diversity(real), about 1 when fakes vary as much as data;
+    n_classes: the classifier's number of classes.
+    """
+    fake_t, real_t = _as_images(fake, "fake"), _as_images(real, "real")
+    logits_f, feats_f = _run(classifier, fake_t)
+    _, feats_r = _run(classifier, real_t)
+    probs = torch.softmax(logits_f.double(), dim=1).numpy()              # (N, K)
+    k = probs.shape[1]
+    counts = np.bincount(probs.argmax(1), minlength=k)
+    marginal = probs.mean(0)
+    eps = 1e-12
+    kl_each = (probs * (np.log(probs + eps) - np.log(marginal + eps))).sum(1)
+    real_div = sample_diversity(real_t)
+    return {
+        "classifier_confidence": float(probs.max(1).mean()),
+        "classes_present": int((counts >= CLASS_MIN_SHARE * len(probs)).sum()),
+        "class_kl": _kl_to_uniform(counts),
+        "frechet": frechet_distance(feats_f, feats_r),
+        "class_score": float(np.exp(kl_each.mean())),
+        "diversity": sample_diversity(fake_t) / real_div if real_div > 0 else float("nan"),
+        "n_classes": int(k),
+    }
+
+
+def _as_images(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    t = t.float().cpu()
+    if t.ndim != 4 or tuple(t.shape[1:]) != (1, 28, 28) or len(t) < 2:
+        raise ValueError(f"image_metrics: {name} must be (N >= 2, 1, 28, 28) images, got {tuple(t.shape)}")
+    return t
+
+
+@torch.no_grad()
+def _run(classifier: DigitClassifier, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    device = next(classifier.parameters()).device
+    logits, feats = [], []
+    for i in range(0, len(x), EVAL_BATCH):
+        f = classifier.features(x[i:i + EVAL_BATCH].to(device))
+        feats.append(f.cpu())
+        logits.append(classifier.fc2(f).cpu())
+    return torch.cat(logits), torch.cat(feats).double().numpy()
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2) for features (N, F).
+
+    Symmetric eigendecompositions instead of scipy.linalg.sqrtm: the matrix inside is symmetric PSD, so
+    this is exact, never returns complex parts, and copes with singular covariances (dead ReLU units)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"frechet_distance: need (N >= 2, F) features of equal F, got {a.shape}, {b.shape}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    sqrt_a = _psd_sqrt(cov_a)
+    inner = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
+    trace_sqrt = np.sqrt(np.clip(inner, 0.0, None)).sum()
+    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt
+    return float(max(value, 0.0))
+
+
+def _psd_sqrt(m: np.ndarray) -> np.ndarray:
+    vals, vecs = np.linalg.eigh((m + m.T) / 2)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+DIVERSITY_MAX = 500           # pairs grow as N^2: 500 samples give 124,750 pairs, plenty for a mean
+
+
+def sample_diversity(fake: torch.Tensor | np.ndarray) -> float:
+    """Mean pairwise Euclidean distance between samples (flattened); near 0 when G outputs one thing.
+    Uses the first DIVERSITY_MAX samples (deterministic, so the value does not jitter between calls)."""
+    x = fake.detach().cpu().numpy() if isinstance(fake, torch.Tensor) else np.asarray(fake)
+    x = x.reshape(len(x), -1)[:DIVERSITY_MAX].astype(np.float64)
+    x = x[np.isfinite(x).all(axis=1)]
+    n = len(x)
+    if n < 2:
+        return 0.0
+    sq = (x ** 2).sum(1)
+    d2 = np.clip(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0, None)
+    iu = np.triu_indices(n, k=1)
+    return float(np.sqrt(d2[iu]).mean())
