@@ -12,6 +12,7 @@ $GANLAB_CACHE/classifiers (default ~/.cache/ganlab/classifiers) and once per pro
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 # --- 2D mode statistics ------------------------------------------------------------------------------------
 HQ_STDS = 3.0
@@ -42,6 +45,8 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
     - reverse_kl: KL(p_fake || p_real) over modes, p_fake = share of the high-quality samples on each mode
       (floored at KL_EPS), p_real uniform. 0 = all modes equally used, log(K) = everything on one mode.
       With no high-quality sample at all it is log(K): no better than a total collapse.
+    - diversity: sample_diversity(points) / the mixture's own mean pairwise distance; about 1 for data-like
+      spread, near 0 when G draws (nearly) one point, even one between the modes that covers none of them.
     """
     pts = np.asarray(points, dtype=np.float64)
     centres = np.asarray(modes, dtype=np.float64)
@@ -54,7 +59,8 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
     k = len(centres)
     n = len(pts)
     if n == 0:
-        return {"modes_covered": 0, "n_modes": k, "high_quality_frac": 0.0, "reverse_kl": math.log(k)}
+        return {"modes_covered": 0, "n_modes": k, "high_quality_frac": 0.0, "reverse_kl": math.log(k),
+                "diversity": 0.0}
     finite = np.isfinite(pts).all(axis=1)          # a diverged G emits NaN: those are simply not high quality
     d2 = ((pts[:, None, :] - centres[None, :, :]) ** 2).sum(-1)   # (N, K); K <= 25 so this stays small
     d2[~finite] = np.inf
@@ -65,7 +71,16 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
     n_hq = int(hq.sum())
     reverse_kl = _kl_to_uniform(counts) if n_hq else math.log(k)
     return {"modes_covered": int((counts >= need).sum()), "n_modes": k,
-            "high_quality_frac": n_hq / n, "reverse_kl": reverse_kl}
+            "high_quality_frac": n_hq / n, "reverse_kl": reverse_kl,
+            "diversity": sample_diversity(pts) / _mixture_diversity(centres, std)}
+
+
+def _mixture_diversity(centres: np.ndarray, std: float) -> float:
+    """Mean distance between two independent samples of an equal-weight mixture: |m_i - m_j| for two modes,
+    std * sqrt(pi) within one mode (the mean of a Rayleigh variable with scale sqrt(2) * std)."""
+    dist = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(dist, std * math.sqrt(math.pi))
+    return float(dist.mean())
 
 
 def _kl_to_uniform(counts: np.ndarray) -> float:
@@ -79,18 +94,22 @@ def _kl_to_uniform(counts: np.ndarray) -> float:
 CLASSIFIER_VERSION = 1        # bump when the architecture or the training recipe changes: old caches retrain
 HELD_OUT = 500                # images kept out of training to measure accuracy
 TRAIN_MAX = 5000              # Fashion-MNIST has 60k: a 5k subset trains as fast as mnist5k
-EPOCHS = 5
+EPOCHS = 6
 BATCH = 64
 FEATURES = 64                 # width of the penultimate layer: the Fréchet distance's feature space
 
 
 class DigitClassifier(nn.Module):
-    """Small CNN for (N, 1, 28, 28) images in [-1, 1]; about 110k parameters, ~99% on MNIST digits."""
+    """Small CNN for (N, 1, 28, 28) images in [-1, 1]; ~106k parameters. Held-out accuracy: ~96% on mnist5k,
+    ~85% on Fashion-MNIST (trained on 5k images each).
+
+    Strided convolutions instead of 3x3 convs + max-pooling: a third of the arithmetic (training takes ~5 CPU
+    seconds) at the same accuracy on this data."""
 
     def __init__(self, n_classes: int = 10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv1 = nn.Conv2d(1, 16, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
         self.fc1 = nn.Linear(32 * 7 * 7, FEATURES)
         self.fc2 = nn.Linear(FEATURES, n_classes)
         self.n_classes = n_classes
@@ -99,8 +118,8 @@ class DigitClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"DigitClassifier expects (N, 1, 28, 28) images, got {tuple(x.shape)}")
-        h = F.max_pool2d(F.relu(self.conv1(x)), 2)           # (N, 16, 14, 14)
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)           # (N, 32, 7, 7)
+        h = F.relu(self.conv1(x))                            # (N, 16, 14, 14)
+        h = F.relu(self.conv2(h))                            # (N, 32, 7, 7)
         return F.relu(self.fc1(h.flatten(1)))                # (N, FEATURES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,6 +127,9 @@ class DigitClassifier(nn.Module):
 
 
 _DATASET_FOR = {"mnist": "mnist5k", "fashion": "fashion"}
+# Random shifts of up to this many pixels during training. Digits: +1.4 points held-out accuracy (96.2% vs
+# 94.8%), and GAN digits are often off-centre. Clothes fill the frame and shifts clip them: 84.6% -> 79.2%.
+_SHIFT_FOR = {"mnist": 2, "fashion": 0}
 _CACHE: dict[tuple[str, str], DigitClassifier] = {}
 _CACHE_LOCK = threading.Lock()     # one lock for all kinds: training twice in parallel would only waste CPU
 
@@ -136,6 +158,8 @@ def get_classifier(kind: str = "mnist", cache_dir: Path | None = None) -> DigitC
     """The eval-mode classifier for `kind` ("mnist" or "fashion"): from memory, else from the disk cache,
     else trained now (deterministic, a few seconds on CPU) and saved. `.accuracy` is its held-out accuracy.
     Raises ganlab.data.DataError when the dataset is not on this machine (fashion without the package)."""
+    if kind not in _DATASET_FOR:
+        raise ValueError(f"classifier kind {kind!r} is not one of: {', '.join(_DATASET_FOR)}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = (kind, str(folder.resolve()))
     with _CACHE_LOCK:
@@ -149,32 +173,52 @@ def _load_or_train(kind: str, folder: Path) -> DigitClassifier:
 
     weights = folder / f"{kind}-classifier-v{CLASSIFIER_VERSION}.safetensors"
     info_path = weights.with_suffix(".json")
-    model = DigitClassifier()
+    model = _empty_classifier()
     if weights.is_file() and info_path.is_file():
         try:
             model.load_state_dict(load_file(str(weights)))
             model.accuracy = float(json.loads(info_path.read_text())["accuracy"])
             return _frozen(model)
         except Exception:  # noqa: BLE001 - a half-written or stale cache file: retrain and overwrite it
-            model = DigitClassifier()
+            model = _empty_classifier()
     train_x, train_y, held_x, held_y = classifier_split(kind)
     started = time.perf_counter()
-    _train(model, train_x, train_y)
+    # One intra-op thread: these small convolutions gain little from a second one, and on a busy CPU
+    # (a run training beside us) two threads made training 12x slower (6 vs 70 CPU seconds,
+    # spin-waiting). The setting is process-wide in practice (OpenMP), so it is restored right after; a run
+    # training in another thread meanwhile runs on one thread for those few seconds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _train(model, train_x, train_y, _SHIFT_FOR[kind])
+    finally:
+        torch.set_num_threads(threads)
     model.accuracy = _accuracy(model, held_x, held_y)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Write to temp names then rename, so a second process never reads a half-written file.
-    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, weights)
     info = {"kind": kind, "accuracy": model.accuracy, "held_out": HELD_OUT, "train_images": len(train_x),
             "epochs": EPOCHS, "version": CLASSIFIER_VERSION, "seconds": round(time.perf_counter() - started, 1)}
-    tmp_info = info_path.with_name(f".{info_path.name}.{os.getpid()}.tmp")
-    tmp_info.write_text(json.dumps(info, indent=2))
-    os.replace(tmp_info, info_path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # Temp names then rename, so a second process never reads a half-written file.
+        tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.replace(tmp, weights)
+        tmp_info = info_path.with_name(f".{info_path.name}.{os.getpid()}.tmp")
+        tmp_info.write_text(json.dumps(info, indent=2))
+        os.replace(tmp_info, info_path)
+    except OSError as e:   # read-only home, full disk: the model still works, it just retrains next process
+        log.warning("could not cache the %s classifier in %s: %s", kind, folder, e)
     return _frozen(model)
 
 
-def _train(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> None:
+def _empty_classifier() -> DigitClassifier:
+    # Built on the meta device: the default init would draw from the global RNG, which a training run in
+    # another thread of this process relies on for reproducibility. Weights come from the cache or _train.
+    with torch.device("meta"):
+        model = DigitClassifier()
+    return model.to_empty(device="cpu")
+
+
+def _train(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor, shift: int = 0) -> None:
     # A private generator for init and shuffling: deterministic, and it never touches the global RNG that a
     # training run in another thread of this process draws from.
     gen = torch.Generator().manual_seed(0)
@@ -192,10 +236,9 @@ def _train(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> None:
         for i in range(0, len(x), BATCH):
             idx = perm[i:i + BATCH]
             batch = x[idx]
-            # A random shift of up to 2 pixels: cheap augmentation that makes GAN digits (often off-centre)
-            # classify as reliably as real ones.
-            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
-            batch = torch.roll(batch, shifts=(dy, dx), dims=(2, 3))
+            if shift:                              # one random shift per batch: cheap augmentation
+                dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
+                batch = torch.roll(batch, shifts=(dy, dx), dims=(2, 3))
             loss = F.cross_entropy(model(batch), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -278,7 +321,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2) for features (N, F).
 
     Symmetric eigendecompositions instead of scipy.linalg.sqrtm: the matrix inside is symmetric PSD, so
-    this is exact, never returns complex parts, and copes with singular covariances (dead ReLU units)."""
+    this is exact, never returns complex parts, and copes with singular covariances (dead ReLU units).
+    torchmetrics' FrechetInceptionDistance with this classifier as `feature=` works offline and agreed to
+    six digits (5.25983 vs 5.25982, held-out vs training digits); this avoids the extra dependency."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
         raise ValueError(f"frechet_distance: need (N >= 2, F) features of equal F, got {a.shape}, {b.shape}")

@@ -18,6 +18,27 @@ Tensor = torch.Tensor
 LABEL_EMBED = 16   # size of G's label embedding; small nets need few dims to tell 10 classes apart
 
 
+class SeededDropout(nn.Dropout):
+    """nn.Dropout that draws its mask from `generator` (the run's own, set by `use_generator`), not from torch's
+    global RNG: runs training side by side would consume each other's draws, and a resumed run or a branch
+    would not continue exactly, since checkpoints hold the run's generator state but not the global one."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep / (1.0 - self.p)
+
+
+def use_generator(module: nn.Module, generator: torch.Generator) -> None:
+    """Make every dropout layer in `module` draw from `generator`."""
+    for m in module.modules():
+        if isinstance(m, SeededDropout):
+            m.generator = generator
+
+
 class Generator(nn.Module):
     """Base: holds the label embedding and checks the noise shape at the public entry point."""
 
@@ -85,7 +106,7 @@ class DenseDropoutGenerator(Generator):
     def __init__(self, noise_dim: int, width: int, dropout: float, sample_shape: tuple[int, ...],
                  num_classes: int = 0):
         super().__init__(noise_dim, num_classes, sample_shape)
-        self.net = nn.Sequential(nn.Linear(self.in_dim, width), nn.ReLU(), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(self.in_dim, width), nn.ReLU(), SeededDropout(dropout),
                                  nn.Linear(width, math.prod(sample_shape)), nn.Tanh())
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -102,7 +123,7 @@ class MLPDiscriminator(Discriminator):
         for w in widths:
             layers += [wrap(nn.Linear(prev, w)), nn.LeakyReLU(0.2)]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(SeededDropout(dropout))
             prev = w
         self.net = nn.Sequential(*layers)
 
@@ -187,7 +208,9 @@ def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: i
             raise ValueError(f"dcgan needs square images, got samples of shape {sample_shape}")
         g: Generator = DCGANGenerator(cfg.noise_dim, cfg.channels, sample_shape, classes)
         # Batch norm mixes samples, which breaks the per-sample gradient penalty of WGAN-GP; SN replaces it.
-        bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp" or cfg.r1_gamma > 0)
+        # Only fields fixed for a run's life decide this: r1_gamma is a live field (live edits, branches), and a
+        # checkpoint's D must load into the D that a changed r1_gamma builds. R1 through BN still regularises.
+        bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp")
         d: Discriminator = DCGANDiscriminator(cfg.channels, sample_shape, classes, cfg.spectral_norm, bn)
         return g, d
     if cfg.model == "dense-dropout":

@@ -34,6 +34,7 @@ MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (th
 MAX_SNAPSHOTS = 120        # snapshots kept in memory; older ones thinned 2:1 (disk keeps them)
 SNAPSHOT_EVERY_2D = 250
 CHECKPOINT_EVERY_2D = 1000
+CPU_THREADS = torch.get_num_threads()   # intra-op threads of image runs on CPU: torch's default, read at import
 
 INTERRUPTED = "the process training this run ended; Resume continues from the last checkpoint"
 
@@ -109,6 +110,9 @@ class Run:
         run._history = store.read_rows("history")
         run._quality = store.read_rows("quality")
         run._snapshots = list(store.iter_snapshots())[-MAX_SNAPSHOTS:]
+        if run._history:   # status.json's step is from the last state change; the history may be further on
+            run.step = max(run.step, int(run._history[-1].get("step", 0)))
+            run.epoch = max(run.epoch, int(run._history[-1].get("epoch", 0)))
         if run.state in ACTIVE and run.state != "created" and not _pid_alive(store.read_status().get("pid")):
             run.state, run.message = "interrupted", INTERRUPTED
         return run
@@ -214,6 +218,9 @@ class Run:
             self.device = status.get("device", self.device)
             if rows:
                 self.images_per_s = float(rows[-1].get("images_per_s", 0.0))
+                # status.json changes only with the state; the history shows how far the writer has come
+                self.step = max(self.step, int(rows[-1].get("step", 0)))
+                self.epoch = max(self.epoch, int(rows[-1].get("epoch", 0)))
         if snaps:
             with self._g_lock:
                 self._g_copy = None   # newer weights on disk
@@ -297,10 +304,12 @@ class Run:
         from .trainer import Trainer
         self._set_state("running", "loading data and building the networks")
         trainer = Trainer(self.cfg)
-        if trainer.is_2d and trainer.device.type == "cpu":
+        if trainer.device.type == "cpu":
             # Tiny 2D nets gain nothing from intra-op threads, and OpenMP spinning collapses throughput when
-            # cores are shared (measured: 45 vs 6 steps/s on a loaded 2-core box). Per-thread setting.
-            torch.set_num_threads(1)
+            # cores are shared (measured: 45 vs 6 steps/s on a loaded 2-core box). Set for image runs too: torch
+            # keeps the last value set by any thread as the default of threads started later, so after one 2D
+            # run (or the quality worker) every later image run would otherwise train on one core.
+            torch.set_num_threads(1 if trainer.is_2d else CPU_THREADS)
         if self._init_state is not None:
             trainer.load_state_dict(self._init_state, weights_only=self._init_state.get("_weights_only", False))
             self._init_state = None
@@ -314,6 +323,9 @@ class Run:
         snap_every = cfg.snapshot_every or (SNAPSHOT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
         ckpt_every = cfg.checkpoint_every or (CHECKPOINT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
         self._milestone_steps = 10 * ckpt_every   # every 10th regular checkpoint outlives pruning
+        if not _weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
+            self._diverged(trainer, None, None, [])
+            return
         self._publish_snapshot(trainer)
         if not self._history:
             self._checkpoint(trainer)
@@ -346,7 +358,7 @@ class Run:
             if recorded:
                 row = trainer.collect()
                 if trainer.nonfinite:
-                    self._diverged(trainer, row, last_good)
+                    self._diverged(trainer, row, last_good, pending_rows)
                     return
                 pending_rows.append(row)
                 with self._lock:
@@ -364,7 +376,7 @@ class Run:
                 self._publish_snapshot(trainer)
             if trainer.step % ckpt_every == 0 or trainer.step >= cfg.steps:
                 if not _weights_finite(trainer):
-                    self._diverged(trainer, None, last_good)
+                    self._diverged(trainer, None, last_good, pending_rows)
                     return
                 self._checkpoint(trainer)
                 last_good = trainer.step
@@ -392,9 +404,18 @@ class Run:
         trainer.step += 1
         return True
 
-    def _diverged(self, trainer, row: dict | None, last_good: int) -> None:
-        if row is not None:
-            self.store.append_rows("history", [row])
+    def _diverged(self, trainer, row: dict | None, last_good: int | None, pending: list[dict]) -> None:
+        # Rows not yet flushed and the row that showed the NaN go to disk and memory alike, so the app and a
+        # reopened run draw the same curve up to the divergence.
+        self.store.append_rows("history", pending + ([row] if row is not None else []))
+        with self._lock:
+            if row is not None:
+                self._history.append(row)
+            self.step, self.epoch = trainer.step, trainer.epoch
+        if last_good is None:
+            self._set_state("diverged", f"the starting weights already hold NaN/Inf (step {trainer.step}); "
+                                        "branch from an earlier checkpoint")
+            return
         self._set_state("diverged", f"NaN/Inf appeared at step {trainer.step}; the last good checkpoint "
                                     f"(step {last_good}) is kept. Try a lower learning rate.")
 
@@ -456,8 +477,8 @@ def _check_weights_fit(run: Run, cfg: TrainConfig, state: dict, changes: dict) -
         d.load_state_dict(state["D"])
     except RuntimeError:
         names = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
-        raise ValueError(f"{names} changes the networks' layers ({cfg.model} D drops batch norm for WGAN-GP "
-                         "and R1), so this checkpoint's weights do not fit: start a new run instead") from None
+        raise ValueError(f"{names} changes the networks' layers ({cfg.model} D drops batch norm for "
+                         "WGAN-GP), so this checkpoint's weights do not fit: start a new run instead") from None
 
 
 def _short_error(e: BaseException) -> str:
@@ -559,7 +580,7 @@ class RunRegistry:
         """A new run that continues `run` from its checkpoint at (or before) `step`, with `changes`.
 
         Live fields, `steps` and `loss` may change. A loss keeps the same networks except where the
-        architecture depends on it (WGAN-GP, like R1, drops batch norm in DCGAN's D): such a branch raises
+        architecture depends on it (WGAN-GP drops batch norm in DCGAN's D): such a branch raises
         ValueError before any run is created."""
         path = run.store.checkpoint_path(step)
         if path is None:

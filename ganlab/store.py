@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -65,7 +66,8 @@ def safe_run_dir(runs_dir: Path, run_id: str) -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    # pid + thread: two threads of one process may write the same file within one clock tick (e.g. status)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -88,6 +90,21 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         pass
     return rows
+
+
+def drop_rewound(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as the run finally went: a resume from a checkpoint appends rows from the checkpoint's step again,
+    so rows the interrupted process wrote past that point (before a step that goes back) are dropped."""
+    out: list[dict[str, Any]] = []
+    last = None
+    for row in rows:
+        step = row.get("step")
+        if isinstance(step, (int, float)) and last is not None and step < last:
+            while out and isinstance(out[-1].get("step"), (int, float)) and out[-1]["step"] >= step:
+                out.pop()
+        out.append(row)
+        last = step if isinstance(step, (int, float)) else last
+    return out
 
 
 class RunStore:
@@ -158,13 +175,19 @@ class RunStore:
         """Append rows to history.jsonl / quality.jsonl; each write is whole lines in one call."""
         if not rows:
             return
-        text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
-        with open(self.path / f"{kind}.jsonl", "a", encoding="utf-8") as f:
-            f.write(text)
+        data = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows).encode("utf-8")
+        with open(self.path / f"{kind}.jsonl", "a+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:   # a crash mid-append leaves a line without "\n": start afresh or the new rows join it
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    data = b"\n" + data
+            f.write(data)
             f.flush()
 
     def read_rows(self, kind: str) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / f"{kind}.jsonl")
+        rows = read_jsonl(self.path / f"{kind}.jsonl")
+        return drop_rewound(rows) if kind == "history" else rows   # quality rows may arrive out of order
 
     # --- snapshots -----------------------------------------------------------------------------------
     def save_snapshot(self, snap: Snapshot) -> None:
@@ -190,16 +213,18 @@ class RunStore:
                 continue
 
     # --- checkpoints ---------------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int = 5, milestone_every: int = 10) -> Path:
-        """Write a checkpoint, then prune: keep the last `keep` plus every `milestone_every`-th one."""
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int = 5, milestone_steps: int = 0) -> Path:
+        """Write a checkpoint, then prune: keep the last `keep`, plus milestones (steps that are multiples of
+        `milestone_steps`; 0 = none). Milestones go by step, not by position: pruning after every save
+        shifts positions, so "every 10th in the list" never reached a 10th and kept none."""
         import io
         buf = io.BytesIO()
         torch.save(state, buf)
         path = self.ckpt_dir / f"step-{step:09d}.pt"
         atomic_write(path, buf.getvalue())
         ckpts = self.checkpoint_steps()
-        for i, s in enumerate(ckpts[:-keep] if keep else []):
-            if (i + 1) % milestone_every:   # the 10th, 20th, ... checkpoint survives as a milestone
+        for s in ckpts[:-keep] if keep else []:
+            if not (milestone_steps > 0 and s % milestone_steps == 0):
                 (self.ckpt_dir / f"step-{s:09d}.pt").unlink(missing_ok=True)
         return path
 
@@ -240,11 +265,16 @@ def load_checkpoint(source: Path | bytes) -> dict[str, Any]:
         with f:
             state = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise StoreError(f"refused: the checkpoint contains objects other than tensors and numbers ({first[:160]})") \
-            from None
+        # torch's text opens with advice to retry with weights_only=False, which must never reach a user: keep
+        # the line naming what was blocked. Garbage bytes land here too ("Unsupported operand"), blocking nothing.
+        blocked = [ln.strip() for ln in str(e).splitlines() if "global" in ln.lower() and "weights_only" not in ln]
+        if not blocked:
+            raise StoreError("not a ganlab checkpoint (not a file that torch.save wrote)") from None
+        raise StoreError(f"refused: the checkpoint contains objects other than tensors and numbers "
+                         f"({blocked[0][:160]})") from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, AttributeError, KeyError) as e:
-        raise StoreError(f"not a ganlab checkpoint (could not read it: {str(e).splitlines()[0][:160]})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__   # EOFError has no text
+        raise StoreError(f"not a ganlab checkpoint (could not read it: {first[:160]})") from None
     if not isinstance(state, dict) or "G" not in state or "config" not in state:
         raise StoreError("not a ganlab checkpoint (it has no generator weights or no config)")
     return state

@@ -1,0 +1,191 @@
+"""Tests for ganlab.metrics: 2D mode coverage, the bundled digit classifier and the image scores.
+
+The classifier is trained once per test session into a temp cache (a few seconds to ~30 s on a busy CPU);
+every other test here is milliseconds.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from ganlab import data as gdata
+from ganlab import metrics
+from ganlab.config import TrainConfig
+from ganlab.data import DataError, load_dataset
+from ganlab.metrics import (
+    DigitClassifier,
+    classifier_split,
+    frechet_distance,
+    get_classifier,
+    image_metrics,
+    mode_stats,
+    sample_diversity,
+)
+
+
+# --- mode_stats --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ring8():
+    return load_dataset(TrainConfig(dataset="ring8"))
+
+
+def test_real_ring8_samples_cover_all_modes(ring8):
+    s = mode_stats(ring8.x[:2500].numpy(), ring8.modes, ring8.mode_std)
+    assert s["modes_covered"] == 8 and s["n_modes"] == 8
+    # 3 std in 2D holds 1 - exp(-4.5) = 98.9% of a Gaussian's mass.
+    assert 0.97 < s["high_quality_frac"] <= 1.0
+    assert s["reverse_kl"] < 0.02
+    assert s["diversity"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_samples_on_three_modes_count_three(ring8):
+    x, y = ring8.x.numpy(), ring8.y.numpy()
+    on3 = x[np.isin(y, [0, 3, 5])][:2000]
+    s = mode_stats(on3, ring8.modes, ring8.mode_std)
+    assert s["modes_covered"] == 3
+    assert s["high_quality_frac"] > 0.97
+    assert s["reverse_kl"] == pytest.approx(math.log(8 / 3), abs=0.02)   # uniform over 3 of 8 modes
+
+
+def test_far_away_points_are_not_high_quality(ring8):
+    far = np.random.default_rng(0).normal(10.0, 0.5, (1000, 2))
+    s = mode_stats(far, ring8.modes, ring8.mode_std)
+    assert s["high_quality_frac"] == 0.0 and s["modes_covered"] == 0
+    assert s["reverse_kl"] == pytest.approx(math.log(8))   # no better than a total collapse
+    one_point = mode_stats(np.full((500, 2), 0.3), ring8.modes, ring8.mode_std)
+    assert one_point["diversity"] == 0.0 and one_point["modes_covered"] == 0
+
+
+def test_grid25_covers_25():
+    ds = load_dataset(TrainConfig(dataset="grid25"))
+    s = mode_stats(ds.x[:5000].numpy(), ds.modes, ds.mode_std)
+    assert s["modes_covered"] == 25 and s["n_modes"] == 25
+    assert s["high_quality_frac"] > 0.97
+
+
+def test_a_mode_needs_the_pacgan_share_of_samples(ring8):
+    # 2,500 samples -> 20 needed (PacGAN's rule); 19 on mode 7 do not cover it, 20 do.
+    x, y = ring8.x.numpy(), ring8.y.numpy()
+    main = x[y == 0][:2481]
+    few = x[y == 7]
+    assert mode_stats(np.concatenate([main, few[:19]]), ring8.modes, ring8.mode_std)["modes_covered"] == 1
+    assert mode_stats(np.concatenate([main[:-1], few[:20]]), ring8.modes, ring8.mode_std)["modes_covered"] == 2
+    assert mode_stats(few[:5], ring8.modes, ring8.mode_std, min_count=5)["modes_covered"] == 1
+
+
+def test_mode_stats_tolerates_nan_and_rejects_bad_shapes(ring8):
+    pts = ring8.x[:100].numpy().copy()
+    pts[:50] = np.nan
+    s = mode_stats(pts, ring8.modes, ring8.mode_std)
+    assert s["high_quality_frac"] == pytest.approx(0.5, abs=0.02)
+    assert mode_stats(np.zeros((0, 2)), ring8.modes, 0.02)["modes_covered"] == 0
+    with pytest.raises(ValueError, match="points"):
+        mode_stats(np.zeros((10, 3)), ring8.modes, 0.02)
+    with pytest.raises(ValueError, match="std"):
+        mode_stats(pts, ring8.modes, 0.0)
+
+
+# --- Fréchet distance and diversity ---------------------------------------------------------------------------
+def test_frechet_matches_scipy_sqrtm_formula():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
+    b = rng.normal(0.5, 1.0, size=(300, 6)) @ rng.normal(size=(6, 6))
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    ref = ((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * scipy.linalg.sqrtm(ca @ cb).real)
+    assert frechet_distance(a, b) == pytest.approx(ref, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    with pytest.raises(ValueError):
+        frechet_distance(a, b[:, :5])
+
+
+def test_sample_diversity():
+    assert sample_diversity(np.zeros((10, 4))) == 0.0
+    assert sample_diversity(np.array([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+    assert sample_diversity(torch.ones(1, 1, 28, 28)) == 0.0
+
+
+# --- classifier and image metrics -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("classifier-cache")
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(classifier_cache) -> DigitClassifier:
+    return get_classifier("mnist", classifier_cache)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return classifier_split("mnist")
+
+
+def test_classifier_is_accurate_cached_and_frozen(mnist_classifier, classifier_cache, split):
+    assert mnist_classifier.accuracy > 0.9
+    assert not mnist_classifier.training
+    assert not any(p.requires_grad for p in mnist_classifier.parameters())
+    assert get_classifier("mnist", classifier_cache) is mnist_classifier      # process cache
+    files = sorted(p.name for p in classifier_cache.iterdir())
+    assert files == ["mnist-classifier-v1.json", "mnist-classifier-v1.safetensors"]
+    # A new process (simulated by clearing the memory cache) loads the same weights from disk.
+    key = next(k for k, v in metrics._CACHE.items() if v is mnist_classifier)
+    del metrics._CACHE[key]
+    try:
+        reloaded = get_classifier("mnist", classifier_cache)
+        assert reloaded is not mnist_classifier
+        assert reloaded.accuracy == mnist_classifier.accuracy
+        x = split[2][:50]
+        assert torch.equal(reloaded(x), mnist_classifier(x))
+    finally:
+        metrics._CACHE[key] = mnist_classifier
+
+
+def test_held_out_split_is_disjoint_and_fixed(split):
+    train_x, train_y, held_x, held_y = split
+    assert held_x.shape == (500, 1, 28, 28) and len(train_x) == 4500
+    assert set(held_y.tolist()) == set(range(10))
+    seen = {img.numpy().tobytes() for img in train_x}
+    assert not any(img.numpy().tobytes() in seen for img in held_x)
+    assert torch.equal(classifier_split("mnist")[2], held_x)
+
+
+def test_real_digits_score_near_perfect(mnist_classifier, split):
+    train_x, _, held_x, _ = split
+    m = image_metrics(held_x, train_x[:500], mnist_classifier)
+    assert m["classifier_confidence"] > 0.9
+    assert m["classes_present"] == 10 and m["n_classes"] == 10
+    assert m["class_kl"] < 0.05
+    assert m["class_score"] > 7.0
+    assert 0.8 < m["diversity"] < 1.25
+    noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    m_noise = image_metrics(noise, train_x[:500], mnist_classifier)
+    assert m["frechet"] < 0.1 * m_noise["frechet"]
+    assert m_noise["classifier_confidence"] < m["classifier_confidence"]
+
+
+def test_one_repeated_sample_is_collapsed(mnist_classifier, split):
+    train_x, _, held_x, _ = split
+    same = held_x[:1].repeat(400, 1, 1, 1).numpy()           # numpy input works too
+    m = image_metrics(same, train_x[:500], mnist_classifier)
+    assert m["classes_present"] == 1
+    assert m["class_kl"] > 2.0                                # log(10) = 2.30 is one class only
+    assert m["class_score"] == pytest.approx(1.0, abs=0.01)
+    assert m["diversity"] < 1e-3
+
+
+def test_image_metrics_rejects_wrong_shapes(mnist_classifier, split):
+    with pytest.raises(ValueError, match="fake"):
+        image_metrics(torch.zeros(10, 3, 32, 32), split[0][:10], mnist_classifier)
+
+
+def test_fashion_without_data_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(gdata, "FASHION_DIR", tmp_path / "nowhere")
+    with pytest.raises(DataError, match="Fashion-MNIST"):
+        get_classifier("fashion", tmp_path)
+    with pytest.raises(ValueError, match="not one of"):
+        get_classifier("cifar", tmp_path)
