@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import math
 import os
 import threading
 import time
