@@ -103,7 +103,7 @@ class TrainConfig:
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
         for name in ("conditional", "spectral_norm", "bf16", "compile"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(name, f"must be true or false, got {_show(getattr(self, name))}")
         if not isinstance(self.data_path, str):
             raise ConfigError("data_path", "must be a path (text)")
         if self.dataset in ("csv", "idx", "folder") and not self.data_path.strip():
@@ -122,7 +122,7 @@ class TrainConfig:
                 raise ConfigError(name, "needs 1 to 8 hidden layer widths, e.g. 64,64,64")
             for w in widths:
                 if not 1 <= w <= 4096:
-                    raise ConfigError(name, f"each width must be between 1 and 4096, got {w}")
+                    raise ConfigError(name, f"each width must be between 1 and 4096, got {_show(w)}")
         _int("channels", self.channels, 4, 512)
         _float("dropout", self.dropout, 0.0, 0.95)
         _float("d_dropout", self.d_dropout, 0.0, 0.95)
@@ -160,7 +160,7 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise ConfigError("config", "must be a mapping of field names to values")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted((str(k) for k in d if k not in known), key=str)   # keys may be any JSON-ish type
         if unknown:
             raise ConfigError(unknown[0], f"unknown field; valid fields: {', '.join(sorted(known))}")
         return cls(**d)
@@ -201,29 +201,46 @@ def parse_value(name: str, raw: str) -> Any:
         if kind.startswith("tuple"):
             return tuple(int(p) for p in raw.replace(" ", "").split(",") if p)
     except ValueError:
-        raise ConfigError(name, f"cannot read {raw!r} as {kind}") from None
+        raise ConfigError(name, f"cannot read {_show(raw)} as {kind}") from None
     return raw
 
 
 # --- checks --------------------------------------------------------------------------------------------
+def _show(value: Any, limit: int = 80) -> str:
+    """A bad value as message text: cut short (a pasted 10k-character string), and never itself failing
+    (Python refuses to turn an int of over 4,300 digits into text; float() of one overflows)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {value.bit_length()}-bit number" if isinstance(value, int) else f"a huge {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:   # an int too large for a float
+        return False
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(name, f"{value!r} is not one of: {', '.join(allowed)}")
+        raise ConfigError(name, f"{_show(value)} is not one of: {', '.join(allowed)}")
 
 
 def _int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be a whole number between {lo} and {hi}, got {value!r}")
+        raise ConfigError(name, f"must be a whole number between {lo} and {hi}, got {_show(value)}")
     if not lo <= value <= hi:
-        raise ConfigError(name, f"must be between {lo} and {hi}, got {value}")
+        raise ConfigError(name, f"must be between {lo} and {hi}, got {_show(value)}")
 
 
 def _float(name: str, value: Any, lo: float, hi: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(name, f"must be a number between {lo} and {hi}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        raise ConfigError(name, f"must be a number between {lo} and {hi}, got {_show(value)}")
     if value > hi or value < lo or (open_low and value <= lo):
         low = f"above {lo}" if open_low else f"at least {lo}"
-        raise ConfigError(name, f"must be {low} and at most {hi}, got {value}")
+        raise ConfigError(name, f"must be {low} and at most {hi}, got {_show(value)}")
 
 
 def _as_int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -231,12 +248,12 @@ def _as_int_tuple(name: str, value: Any) -> tuple[int, ...]:
         try:
             return tuple(int(p) for p in value.replace(" ", "").split(",") if p)
         except ValueError:
-            raise ConfigError(name, f"expected comma-separated whole numbers, got {value!r}") from None
+            raise ConfigError(name, f"expected comma-separated whole numbers, got {_show(value)}") from None
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(name, f"expected whole numbers, got {list(value)!r}")
+            raise ConfigError(name, f"expected whole numbers, got {_show(list(value))}")
         return tuple(value)
-    raise ConfigError(name, f"expected a list of widths, got {value!r}")
+    raise ConfigError(name, f"expected a list of widths, got {_show(value)}")
 
 
 # --- presets -------------------------------------------------------------------------------------------

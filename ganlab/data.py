@@ -107,6 +107,14 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     return loader(cfg)
 
 
+def check_data_path(cfg: TrainConfig) -> None:
+    """Raise DataError when cfg's dataset reads a file or folder that is not there. Cheap (nothing is loaded),
+    so a form can refuse a typo before a run exists, instead of a run that fails a second later."""
+    what = {"csv": "CSV file", "idx": "IDX folder", "folder": "image folder or .zip"}.get(cfg.dataset)
+    if what is not None:
+        _existing(cfg.data_path, what)
+
+
 def dataset_available(name: str) -> tuple[bool, str]:
     """(ok, reason): whether `name` can load here without user input, so the UI can grey it out."""
     if name not in DATASET_INFO:
@@ -481,7 +489,10 @@ def _decode(read, size: int) -> np.ndarray | None:
 def _existing(data_path: str, what: str) -> Path:
     if not data_path or not data_path.strip():
         raise DataError(f"data_path is empty: give the path of a {what}")
-    path = Path(data_path.strip()).expanduser()
+    try:
+        path = Path(data_path.strip()).expanduser()
+    except RuntimeError:   # "~name/..." for a user this machine does not have
+        raise DataError(f"{data_path.strip()[:200]}: no such {what} (unknown home directory)") from None
     if not path.exists():
         raise DataError(f"{path}: no such {what}")
     return path

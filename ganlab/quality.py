@@ -6,6 +6,7 @@ eval-mode copy of G (never the trainer's live weights). Results land in the run 
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -38,6 +39,7 @@ class QualityWorker:
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        self._closing = False
 
     def submit(self, run, step: int, g: torch.nn.Module, kind: str, real: torch.Tensor, n_classes: int) -> None:
         with self._lock:
@@ -50,12 +52,26 @@ class QualityWorker:
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Drop queued jobs and wait for the current one: a daemon thread still inside torch when the
+        interpreter exits aborts the process ("terminate called without an active exception")."""
+        self._closing = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout)
+
     def _work(self) -> None:
         torch.set_num_threads(1)   # share the CPU with training instead of competing for every core
         while True:
             job = self._queue.get()
             try:
-                if self._queue.qsize() and self._queue.queue[0][0] is job[0]:
+                if job is None:
+                    return
+                if self._closing:
+                    continue
+                nxt = self._queue.queue[0] if self._queue.qsize() else None
+                if nxt is not None and nxt[0] is job[0]:
                     continue   # a newer snapshot of the same run is waiting: skip this one
                 evaluate_images(*job)
             except Exception as e:  # noqa: BLE001 - a failed measure never takes a run down
@@ -78,6 +94,7 @@ def evaluate_images(run, step: int, g: torch.nn.Module, kind: str, real: torch.T
 
 
 _WORKER = QualityWorker()
+atexit.register(_WORKER.shutdown)
 
 
 def default_quality_fn(run, snap, g: torch.nn.Module, trainer) -> dict[str, Any] | None:

@@ -108,7 +108,7 @@ class Run:
         run = cls(store, store.read_config(), registry)
         run._history = store.read_rows("history")
         run._quality = store.read_rows("quality")
-        run._snapshots = list(store.iter_snapshots())[-MAX_SNAPSHOTS:]
+        run._snapshots = list(store.iter_snapshots(last=MAX_SNAPSHOTS))
         if run._history:   # status.json's step is from the last state change; the history may be further on
             run.step = max(run.step, int(run._history[-1].get("step", 0)))
             run.epoch = max(run.epoch, int(run._history[-1].get("epoch", 0)))

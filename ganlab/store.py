@@ -205,8 +205,10 @@ class RunStore:
     def load_snapshot(self, step: int) -> Snapshot:
         return Snapshot.from_bytes((self.snap_dir / f"s{step:09d}.npz").read_bytes())
 
-    def iter_snapshots(self) -> Iterator[Snapshot]:
-        for step in self.snapshot_steps():
+    def iter_snapshots(self, last: int | None = None) -> Iterator[Snapshot]:
+        """Snapshots in step order; `last` limits it to the newest ones (opening a long run stays cheap)."""
+        steps = self.snapshot_steps()
+        for step in steps[-last:] if last else steps:
             try:
                 yield self.load_snapshot(step)
             except (OSError, ValueError, KeyError):

@@ -1,0 +1,229 @@
+"""ECharts option builders for the charts that update live (pure: numpy in, JSON-ready dicts out).
+
+Why a second chart module next to viz.py (plotly): in Streamlit 1.67 a keyed `st.plotly_chart` still gets a
+new element id whenever its figure changes (the id hashes the spec), and the browser remounts it: a blank
+chart for 50-300 ms on every refresh, measured in Chromium on this app. A keyed `st.echarts_chart` keeps
+its identity when the spec changes and updates the same canvas in place (no DOM change at all at 2 Hz).
+So everything drawn inside a live fragment (history curves, D histograms, 2D views) is built here; viz.py
+keeps the plotly figures for pages that redraw only on user input.
+
+Every option has animations off (a 1 Hz refresh would otherwise replay transitions), fixed pixel sizes for
+the square 2D views (ECharts has no equal-aspect axes, so the plot area itself is square), and no NaN:
+JSON has none, so missing values become null, which ECharts draws as a gap.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .viz import (
+    D_COLOR,
+    FAKE_COLOR,
+    G_COLOR,
+    LAYERS_2D,
+    REAL_COLOR,
+    arrows,
+    extent_of,
+    fakes_outside,
+    manifold_lines,
+    thin,
+)
+
+CHART_HEIGHT = 280
+LIVE_POINTS = 500           # points per curve sent each refresh (history is thinned to this)
+SQUARE_SIDE = 448           # plot area of the 2D views, pixels: 7 px per cell of the 64x64 D field (no seams)
+MARGIN = {"left": 45, "top": 48, "right": 15, "bottom": 30}
+COLORBAR_WIDTH = 75         # extra room on the right for the D colour scale
+# ColorBrewer RdBu, low (fake) -> high (real), pre-blended with 25% white: the heatmap stays opaque, because
+# semi-transparent cells overlap by a hair and draw a dark seam grid.
+RDBU = ["#c55260", "#f3a789", "#fee4d5", "#f9f9f9", "#dcecf4", "#8dbedb", "#588cc1"]
+
+
+def _num(v: float, digits: int = 5) -> float | None:
+    """A JSON number with `digits` significant digits, or None for NaN/inf."""
+    v = float(v)
+    return float(f"{v:.{digits}g}") if np.isfinite(v) else None
+
+
+def _pairs(x: np.ndarray, y: np.ndarray, digits: int = 5) -> list[list[float | None]]:
+    return [[_num(a, 7), _num(b, digits)] for a, b in zip(np.asarray(x, float), np.asarray(y, float))]
+
+
+def _points(p: np.ndarray, decimals: int = 3) -> list[list[float]]:
+    p = np.asarray(p, dtype=float)
+    p = p[np.isfinite(p).all(axis=1)]
+    return np.round(p, decimals).tolist()
+
+
+def _title(text: str) -> dict:
+    return {"text": text, "left": 0, "top": 0, "textStyle": {"fontSize": 14}}
+
+
+# --- history curves ------------------------------------------------------------------------------------
+def line_chart(history: Mapping[str, np.ndarray], series: Iterable[tuple[str, str, str]], title: str,
+               ytitle: str, log: bool = False) -> dict:
+    """Curves of history columns against the step: `series` is (key, legend name, colour)."""
+    h = thin(history, LIVE_POINTS)
+    x = h.get("step", np.zeros(0))
+    out = []
+    for key, name, colour in series:
+        if key in h:
+            y = np.asarray(h[key], dtype=float)
+            if log:
+                y = np.where(y > 0, y, np.nan)   # a log axis cannot show 0 (a vanished gradient): gap instead
+            out.append({"type": "line", "name": name, "data": _pairs(x, y), "showSymbol": False,
+                        "connectNulls": False, "lineStyle": {"width": 1.5, "color": colour},
+                        "itemStyle": {"color": colour}})
+    return {
+        "animation": False, "title": _title(title),
+        "legend": {"top": 0, "right": 10},
+        "grid": {"left": 60, "right": 15, "top": 40, "bottom": 45},
+        "tooltip": {"trigger": "axis", "valueFormatter": "%.4g"},
+        "xAxis": {"type": "value", "name": "step", "nameLocation": "middle", "nameGap": 28,
+                  "min": "dataMin", "max": "dataMax"},
+        "yAxis": {"type": "log" if log else "value", "name": ytitle, "nameLocation": "middle", "nameGap": 45,
+                  "scale": True},
+        "series": out,
+    }
+
+
+def loss_chart(history: Mapping[str, np.ndarray]) -> dict:
+    return line_chart(history, [("loss_d", "D loss", D_COLOR), ("loss_g", "G loss", G_COLOR)], "Losses", "loss")
+
+
+def scores_chart(history: Mapping[str, np.ndarray], label: str = "mean D") -> dict:
+    return line_chart(history, [("d_real", "D(x) real", REAL_COLOR), ("d_fake", "D(G(z)) fake", FAKE_COLOR)],
+                      "Discriminator scores", label)
+
+
+def grads_chart(history: Mapping[str, np.ndarray]) -> dict:
+    return line_chart(history, [("grad_d", "|grad D|", D_COLOR), ("grad_g", "|grad G|", G_COLOR)],
+                      "Gradient norms (log scale)", "norm", log=True)
+
+
+def wdist_chart(history: Mapping[str, np.ndarray]) -> dict:
+    return line_chart(history, [("wdist", "W estimate", "#54a24b")], "Wasserstein estimate",
+                      "E[D(x)] - E[D(G(z))]")
+
+
+# --- discriminator histogram ---------------------------------------------------------------------------
+def hist_chart(snapshot) -> dict:
+    """D's scores on real and fake as overlaid bars from the snapshot's binned counts."""
+    edges = np.asarray(snapshot.score_edges, dtype=float)
+    centres = (edges[:-1] + edges[1:]) / 2 if len(edges) >= 2 else np.zeros(0)
+    bars = [{"type": "bar", "name": name, "data": [int(c) for c in counts], "barGap": "-100%",
+             "barCategoryGap": "0%", "itemStyle": {"color": colour, "opacity": 0.6}}
+            for counts, name, colour in ((snapshot.hist_real, "real", REAL_COLOR),
+                                         (snapshot.hist_fake, "fake", FAKE_COLOR))]
+    return {
+        "animation": False, "title": _title(f"Scores at step {snapshot.step:,}"),
+        "legend": {"top": 0, "right": 10}, "tooltip": {"trigger": "axis"},
+        "grid": {"left": 50, "right": 15, "top": 40, "bottom": 50},
+        "xAxis": {"type": "category", "data": [f"{c:.2f}" for c in centres], "name": snapshot.score_label,
+                  "nameLocation": "middle", "nameGap": 30},
+        "yAxis": {"type": "value", "name": "count"},
+        "series": bars,
+    }
+
+
+# --- 2D views ------------------------------------------------------------------------------------------
+def square_size(side: int = SQUARE_SIDE, colorbar: bool = False) -> tuple[int, int]:
+    """(width, height) in pixels of the element holding a 2D view with a `side`-pixel square plot area."""
+    width = MARGIN["left"] + side + MARGIN["right"] + (COLORBAR_WIDTH if colorbar else 0)
+    return width, MARGIN["top"] + side + MARGIN["bottom"]
+
+
+def _square_axis(lo: float, hi: float) -> dict:
+    # The view's edges are odd numbers (e.g. 2.9138): label only the round ticks inside them.
+    return {"type": "value", "min": _num(lo), "max": _num(hi), "splitLine": {"show": False},
+            "axisLabel": {"showMinLabel": False, "showMaxLabel": False}}
+
+
+def layered_2d_chart(snapshot, layers: Iterable[str] = LAYERS_2D, side: int = SQUARE_SIDE) -> dict:
+    """D's score field (heatmap), real and fake points, G's manifold and the gradient arrows, as chosen.
+
+    The heatmap sits on a hidden category grid laid exactly under the value grid of the other layers: cell i
+    is centred on field_xs[i] when the value axis spans half a cell beyond the first and last centre.
+    """
+    layers = set(layers)
+    unknown = layers - set(LAYERS_2D)
+    if unknown:
+        raise ValueError(f"unknown 2D layer(s) {sorted(unknown)}; choose from {', '.join(LAYERS_2D)}")
+    lo, hi = extent_of(snapshot)
+    has_field = "field" in layers and snapshot.field is not None
+    if snapshot.field_xs is not None and len(snapshot.field_xs) > 1:
+        half = (snapshot.field_xs[1] - snapshot.field_xs[0]) / 2
+        lo, hi = lo - half, hi + half
+    grid = {"left": MARGIN["left"], "top": MARGIN["top"], "width": side, "height": side}
+    value_axis = {**_square_axis(lo, hi), "gridIndex": 1}
+    n = len(snapshot.field_xs) if snapshot.field_xs is not None else 1
+    cats = {"type": "category", "data": [str(i) for i in range(n)], "show": False, "gridIndex": 0}
+    on_values = {"xAxisIndex": 1, "yAxisIndex": 1}
+    series: list[dict] = []
+    title = {**_title(f"Step {snapshot.step:,}"), "subtext": fakes_outside(snapshot, extent_of(snapshot)),
+             "subtextStyle": {"color": "#b2182b"}, "itemGap": 4}
+    option: dict = {"animation": False, "title": title,
+                    "legend": {"top": 0, "right": 10 + (COLORBAR_WIDTH if has_field else 0)},
+                    "grid": [grid, grid], "xAxis": [cats, dict(value_axis)], "yAxis": [dict(cats), dict(value_axis)],
+                    "series": series}
+    if has_field:
+        f = np.asarray(snapshot.field, dtype=float)
+        sigmoid = "P(real)" in snapshot.score_label
+        vmin, vmax = (0.0, 1.0) if sigmoid else (_num(np.nanmin(f)), _num(np.nanmax(f)))
+        series.append({"type": "heatmap", "name": "D", "xAxisIndex": 0, "yAxisIndex": 0, "progressive": 0,
+                       "emphasis": {"disabled": True}, "itemStyle": {"borderWidth": 0},
+                       "data": [[i, j, _num(f[j, i], 3)] for j in range(f.shape[0]) for i in range(f.shape[1])]})
+        option["visualMap"] = {"min": vmin, "max": vmax, "seriesIndex": 0, "right": 5, "top": "middle",
+                               "itemHeight": side // 2, "text": ["real", "fake"] if sigmoid else ["high", "low"],
+                               "inRange": {"color": RDBU}, "calculable": False}
+    if "real" in layers and snapshot.real is not None:
+        series.append({"type": "scatter", "name": "real", **on_values, "data": _points(snapshot.real),
+                       "symbolSize": 4, "itemStyle": {"color": REAL_COLOR, "opacity": 0.5}})
+    if "manifold" in layers and snapshot.manifold is not None:
+        xs, ys = manifold_lines(snapshot.manifold)
+        breaks = np.flatnonzero(np.isnan(xs))
+        pieces = np.split(np.c_[xs, ys], breaks)
+        lines = [{"coords": _points(p)} for p in pieces if len(_points(p)) > 1]
+        series.append({"type": "lines", "name": "G manifold", "coordinateSystem": "cartesian2d", **on_values,
+                       "polyline": True, "clip": True, "data": lines,
+                       "lineStyle": {"color": "#3c3c3c", "opacity": 0.5, "width": 1}})
+    if "fake" in layers:
+        series.append({"type": "scatter", "name": "fake", **on_values, "data": _points(snapshot.fake),
+                       "symbolSize": 4, "itemStyle": {"color": FAKE_COLOR, "opacity": 0.75}})
+    if "grads" in layers and snapshot.grads is not None:
+        starts, ends = arrows(snapshot.fake, snapshot.grads, extent_of(snapshot))
+        segs = [{"coords": [a, b]} for a, b in zip(_points(starts), _points(ends))]
+        series.append({"type": "lines", "name": "G's gradient", "coordinateSystem": "cartesian2d", **on_values,
+                       "symbol": ["none", "arrow"], "symbolSize": 6, "clip": True, "data": segs,
+                       "lineStyle": {"color": "#222222", "width": 1}})
+    return option
+
+
+def scatter_2d_chart(snapshot, side: int = SQUARE_SIDE) -> dict:
+    """Real vs generated points of one 2D snapshot."""
+    return layered_2d_chart(snapshot, {"real", "fake"}, side=side)
+
+
+def latent_2d_chart(real: np.ndarray | None, chosen: np.ndarray, extent: tuple[float, float],
+                    others: np.ndarray | None = None, path: np.ndarray | None = None, path_name: str = "sweep",
+                    title: str = "Where G puts your z", side: int = SQUARE_SIDE) -> dict:
+    """Generated points among the real data: `chosen` (2,) as a star, `others` (K, 2) as dots, `path`
+    (P, 2) as a line (a sweep or an interpolation)."""
+    axis = _square_axis(*extent)
+    series: list[dict] = []
+    if real is not None:
+        series.append({"type": "scatter", "name": "real", "data": _points(real), "symbolSize": 4,
+                       "itemStyle": {"color": REAL_COLOR, "opacity": 0.35}})
+    if others is not None and len(others):
+        series.append({"type": "scatter", "name": "other z", "data": _points(others), "symbolSize": 7,
+                       "itemStyle": {"color": FAKE_COLOR, "opacity": 0.85}})
+    if path is not None and len(path):
+        series.append({"type": "line", "name": path_name, "data": _points(path), "symbolSize": 5,
+                       "lineStyle": {"color": "#54a24b"}, "itemStyle": {"color": "#54a24b"}})
+    series.append({"type": "scatter", "name": "your z", "data": _points(np.reshape(chosen, (-1, 2))),
+                   "symbol": "diamond", "symbolSize": 16,
+                   "itemStyle": {"color": G_COLOR, "borderColor": "#000000", "borderWidth": 1}})
+    return {"animation": False, "title": _title(title), "legend": {"top": 0, "right": 10},
+            "grid": {"left": MARGIN["left"], "top": MARGIN["top"], "width": side, "height": side},
+            "xAxis": axis, "yAxis": dict(axis), "series": series}

@@ -1,0 +1,58 @@
+"""Discriminator: what D believes. Score histograms on real vs fake; for 2D runs, D's whole field with
+real and fake points, G's manifold and the gradient arrows that push the fakes."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ganlab.runs import RunView
+from ui.common import (
+    chart_option,
+    echart,
+    echart_2d,
+    live_fragment,
+    run_picker,
+    setup,
+    snapshot_slider,
+    snapshot_version,
+)
+
+LAYER_NAMES = {"field": "D heatmap", "real": "real points", "fake": "fake points", "manifold": "G manifold",
+               "grads": "gradient arrows"}
+
+reg = setup()
+run = run_picker(reg)
+st.title("Discriminator")
+if run is None:
+    st.info("No run selected: start one on Home or Train.")
+    st.stop()
+
+is_2d = run.view(with_snapshots=False).cfg.is_2d
+st.caption("D scores real samples high and fakes low. When the two histograms overlap, D cannot tell them "
+           "apart; when they separate completely, D wins and (with the minimax loss) G's gradient vanishes.")
+layers: set[str] = set()
+if is_2d:
+    cols = st.columns(len(LAYER_NAMES))
+    for col, (name, label) in zip(cols, LAYER_NAMES.items()):
+        if col.checkbox(label, value=True, key=f"disc.layer.{name}"):
+            layers.add(name)
+
+
+def draw(v: RunView) -> None:
+    if not v.snapshots:
+        st.info("No snapshot yet: the first appears a moment after the run starts.")
+        return
+    snap = v.snapshots[snapshot_slider(v, "disc.snap")]
+    version = snapshot_version(v, snap)
+    if snap.is_2d:
+        left, right = st.columns([3, 2])
+        with left:
+            echart_2d(chart_option("layered_2d_chart", version, snap, layers=tuple(sorted(layers))), "disc-2d")
+            st.caption("Blue regions: D says real; red: D says fake. Arrows: where G's loss moves each fake "
+                       "point (scaled for reading). Grey lines: G applied to a grid over two noise dimensions.")
+        with right:
+            echart(chart_option("hist_chart", version, snap), "disc-hist", height=400)
+    else:
+        echart(chart_option("hist_chart", version, snap), "disc-hist", height=360)
+
+
+live_fragment(run, draw, key="disc")

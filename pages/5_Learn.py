@@ -1,0 +1,47 @@
+"""Learn: lessons that explain one GAN idea each, with its math, and start the run that shows it.
+
+The lessons (text, preset, what to watch, what to try next) live in ganlab.lessons; this page only lays
+them out. A lesson's Start button creates its run, selects it for every page and opens the page to watch.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from ganlab.data import dataset_available
+from ganlab.lessons import LESSONS, PAGES
+from ui.common import run_picker, setup, start_run
+
+reg = setup()
+run_picker(reg)
+st.title("Learn")
+st.markdown(
+    "Each lesson explains one idea about GANs with its math, then starts a run that shows it: press "
+    "**Start**, and the page to watch opens with the new run selected. Every lesson's phenomenon is "
+    "checked over several seeds by `python -m ganlab lessons --check`.")
+
+for i, lesson in enumerate(LESSONS):
+    cfg = lesson.config()
+    ok, why = dataset_available(cfg.dataset)
+    with st.expander(f"{i + 1}. {lesson.title}", expanded=i == 0, icon=":material/school:"):
+        st.markdown(lesson.explanation)
+        left, right = st.columns(2)
+        with left:
+            st.markdown(f"**What to watch.** {lesson.watch}")
+        with right:
+            st.markdown(f"**Try next.** {lesson.try_next}")
+        changes = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                            for k, v in lesson.changes.items())
+        st.caption(f"Preset `{lesson.preset}`" + (f" with {changes}" if changes else "")
+                   + f" · {cfg.steps:,} steps" + (f" · checked: {lesson.check.phenomenon}" if lesson.check else ""))
+        clicked = st.button(f"Start this lesson's run ({lesson.preset})", key=f"learn-{lesson.id}", type="primary",
+                            icon=":material/play_arrow:", disabled=not ok,
+                            help=None if ok else f"Unavailable here: {why}")
+        if not ok:
+            st.caption(f"Unavailable here: {why}")
+        if clicked:
+            try:
+                start_run(cfg, f"lesson: {lesson.id}", reg)
+            except (OSError, ValueError) as e:   # an unwritable runs directory, a bad config
+                st.error(f"Could not start the run: {e}")
+            else:
+                st.switch_page(PAGES[lesson.page])

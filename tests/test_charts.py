@@ -1,0 +1,101 @@
+"""ganlab.charts: ECharts options for the live panels (JSON-safe, the right series, aligned 2D layers)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ganlab import charts
+from ganlab.snapshots import HISTORY_KEYS, Snapshot
+
+
+def _json(option: dict) -> dict:
+    # allow_nan=False: a NaN anywhere would be invalid JSON for the browser
+    return json.loads(json.dumps(option, allow_nan=False))
+
+
+def _history(n: int) -> dict[str, np.ndarray]:
+    h = {k: np.linspace(0.5, 1.5, n) for k in HISTORY_KEYS}
+    h["step"] = np.arange(n, dtype=float)
+    return h
+
+
+def _snap(fake: np.ndarray | None = None, score_label: str = "D(x) = P(real)") -> Snapshot:
+    rng = np.random.default_rng(1)
+    axis = np.linspace(-2.0, 2.0, 5)   # cell width 1
+    field = np.arange(25, dtype=float).reshape(5, 5) / 24
+    return Snapshot(step=1234, epoch=0, time=0.0,
+                    fake=rng.normal(size=(20, 2)).astype(np.float32) * 0.5 if fake is None else fake,
+                    hist_real=np.array([1, 2, 3]), hist_fake=np.array([3, 2, 1]),
+                    score_edges=np.array([0.0, 1 / 3, 2 / 3, 1.0]), score_label=score_label,
+                    real=rng.normal(size=(10, 2)), field_xs=axis, field_ys=axis, field=field,
+                    manifold=rng.normal(size=(2, 3, 2)) * 0.5, grads=rng.normal(size=(20, 2)))
+
+
+def test_line_chart_gaps_for_nan_and_log_zero():
+    h = _history(4)
+    h["loss_g"] = np.array([1.0, np.nan, 2.0, 3.0])
+    h["grad_d"] = np.array([1.0, 0.0, 1e-7, 2.0])
+    loss = _json(charts.loss_chart(h))
+    assert [s["name"] for s in loss["series"]] == ["D loss", "G loss"]
+    assert loss["series"][1]["data"][1] == [1.0, None]        # NaN -> null: a gap, not a crash
+    grads = _json(charts.grads_chart(h))
+    assert grads["yAxis"]["type"] == "log"
+    assert grads["series"][0]["data"][1][1] is None            # 0 cannot sit on a log axis
+    assert grads["series"][0]["data"][2][1] == pytest.approx(1e-7)   # tiny gradients keep their digits
+    assert loss["animation"] is False
+
+
+def test_line_chart_thins_long_histories():
+    opt = charts.scores_chart(_history(5000), "D(x) = P(real)")
+    data = opt["series"][0]["data"]
+    assert len(data) <= charts.LIVE_POINTS + 1 and data[-1][0] == 4999
+    assert opt["yAxis"]["name"] == "D(x) = P(real)"
+    assert [s["name"] for s in charts.wdist_chart(_history(3))["series"]] == ["W estimate"]
+
+
+def test_hist_chart_counts_and_labels():
+    opt = _json(charts.hist_chart(_snap()))
+    assert opt["xAxis"]["data"] == ["0.17", "0.50", "0.83"]
+    assert [s["data"] for s in opt["series"]] == [[1, 2, 3], [3, 2, 1]]
+    assert opt["series"][0]["barGap"] == "-100%"   # overlaid, like two histograms on one axis
+
+
+def test_layered_2d_chart_layers_and_alignment():
+    snap = _snap()
+    opt = _json(charts.layered_2d_chart(snap, side=200))
+    names = [s["name"] for s in opt["series"]]
+    assert names == ["D", "real", "G manifold", "fake", "G's gradient"]
+    # heatmap on a hidden category grid under the value grid: both grids at the same place
+    assert opt["grid"][0] == opt["grid"][1] == {"left": 45, "top": charts.MARGIN["top"], "width": 200, "height": 200}
+    assert opt["xAxis"][1]["min"] == -2.5 and opt["xAxis"][1]["max"] == 2.5   # half a cell beyond the centres
+    heat = opt["series"][0]
+    assert len(heat["data"]) == 25
+    assert heat["data"][1] == [1, 0, 0.0417] and heat["data"][5] == [0, 1, 0.208]   # [column i, row j, field[j, i]]
+    assert opt["visualMap"]["min"] == 0.0 and opt["visualMap"]["max"] == 1.0
+    manifold = opt["series"][2]["data"]
+    assert len(manifold) == 2 + 3                                 # grid rows and columns as polylines
+    only = _json(charts.layered_2d_chart(snap, {"fake"}))
+    assert [s["name"] for s in only["series"]] == ["fake"] and "visualMap" not in only
+    with pytest.raises(ValueError, match="unknown 2D layer"):
+        charts.layered_2d_chart(snap, {"heat"})
+
+
+def test_layered_2d_chart_critic_scale_and_outside_points():
+    fake = np.array([[0.0, 0.0], [30.0, 40.0], [np.nan, 1.0]], dtype=np.float32)
+    opt = _json(charts.layered_2d_chart(_snap(fake, "critic score"), {"field", "fake"}))
+    assert opt["visualMap"]["min"] == 0.0 and opt["visualMap"]["max"] == 1.0   # the field's own range
+    assert opt["visualMap"]["text"] == ["high", "low"]
+    assert opt["series"][1]["data"] == [[0.0, 0.0], [30.0, 40.0]]              # NaN point dropped
+    assert opt["title"]["subtext"] == "2 of 3 fake points outside the view"
+    assert _json(charts.scatter_2d_chart(_snap()))["title"]["subtext"] == ""
+
+
+def test_square_size_and_latent_chart():
+    assert charts.square_size(100) == (45 + 100 + 15, charts.MARGIN["top"] + 100 + 30)
+    assert charts.square_size(100, colorbar=True)[0] == 160 + charts.COLORBAR_WIDTH
+    opt = _json(charts.latent_2d_chart(np.zeros((4, 2)), np.array([1.0, 2.0]), (-3.0, 3.0),
+                                       others=np.ones((2, 2)), path=np.zeros((3, 2)), path_name="slerp"))
+    assert [s["name"] for s in opt["series"]] == ["real", "other z", "slerp", "your z"]
+    assert opt["series"][-1]["data"] == [[1.0, 2.0]] and opt["xAxis"]["min"] == -3.0

@@ -1,0 +1,279 @@
+"""Every page through Streamlit's AppTest: with no run, a live 2D run and a finished image run; the run
+buttons, the config form, live settings, quick start and the shared run picker.
+
+AppTest runs the real scripts in this process (real registry, real training threads on tiny configs).
+Fragments' run_every timers never fire here, so a test calls run() again to see new data.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ganlab.config import TrainConfig, get_preset
+from ganlab.runs import Run, RunRegistry, get_registry
+from ui.common import FORM_GROUPS, parse_config, widget_value
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = ["pages/1_Train.py", "pages/2_Samples.py", "pages/3_Latent.py", "pages/4_Discriminator.py"]
+TIMEOUT = 60   # AppTest's default is 3 s; a page that builds a run or loads MNIST needs more on a busy CPU
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None) -> RunRegistry:
+    """A fresh registry on an empty runs directory, which the pages find through GANLAB_RUNS_DIR."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))
+    reg = get_registry(runs)
+    yield reg
+    reg.shutdown(timeout=10)
+    try:   # image runs queue quality measures on a worker thread; let it finish before the next test
+        from ganlab.quality import wait_idle
+    except ImportError:
+        return
+    wait_idle(timeout=60)
+
+
+def wait_for(run: Run, done, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        view = run.view()
+        if done(view):
+            return view
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; run {run.id} is {view.state} ({view.message}) at step {view.step}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def ring_run(lab: RunRegistry) -> Run:
+    """A 2D ring8 run that keeps training through the test (stopped by the lab fixture)."""
+    cfg = get_preset("ring8").config(steps=100_000, snapshot_every=20, stats_every=5, batch_size=64)
+    run = lab.create(cfg, "ring")
+    wait_for(run, lambda v: len(v.snapshots) >= 2 and len(v.history["step"]) >= 2)
+    return run
+
+
+@pytest.fixture
+def image_run(lab: RunRegistry) -> Run:
+    """A tiny MNIST MLP run, finished (one snapshot at step 0, one at the end)."""
+    cfg = get_preset("mnist-mlp").config(batch_size=16, steps=20, g_layers=(32,), d_layers=(32,))
+    run = lab.create(cfg, "digits")
+    wait_for(run, lambda v: v.state in ("finished", "failed"))
+    assert run.view().state == "finished", run.view().message
+    return run
+
+
+def open_page(path: str = "app.py", run_id: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / path), default_timeout=TIMEOUT)
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def echarts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("echarts_chart")]
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for el in at.get("image") for url in el.value]
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["app.py", *PAGES])
+def test_pages_render_without_runs(lab: RunRegistry, path: str) -> None:
+    at = open_page(path)
+    assert_clean(at)
+    if path != "app.py":
+        assert any("No run selected" in i.value for i in at.info)
+    else:
+        assert [b.label for b in at.button][:3] == ["ring8", "ring8-collapse", "ring8-saturating"]
+
+
+def test_home_navigates_to_every_page_file(lab: RunRegistry) -> None:
+    at = open_page()
+    for path in sorted(p.relative_to(REPO).as_posix() for p in (REPO / "pages").glob("*.py")):
+        at.switch_page(path).run()
+        assert_clean(at)
+
+
+@pytest.mark.parametrize("path", ["app.py", *PAGES])
+def test_pages_render_with_a_live_2d_run(ring_run: Run, path: str) -> None:
+    at = open_page(path, ring_run.id)
+    assert_clean(at)
+    assert at.session_state["run_id"] == ring_run.id
+    specs = echarts(at)
+    if path.endswith("Train.py"):
+        titles = [s["title"]["text"] for s in specs[:3]]
+        assert titles == ["Losses", "Discriminator scores", "Gradient norms (log scale)"]
+        assert len(specs[0]["series"][0]["data"]) >= 2
+        assert at.metric[0].value.endswith("/ 100,000")
+    if path.endswith("Discriminator.py"):
+        assert [s["name"] for s in specs[0]["series"]] == ["D", "real", "G manifold", "fake", "G's gradient"]
+        at.checkbox(key="disc.layer.grads").uncheck().run()
+        assert "G's gradient" not in [s["name"] for s in echarts(at)[0]["series"]]
+    if path.endswith("Samples.py") or path.endswith("Latent.py"):
+        assert specs, "the 2D view is missing"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_with_an_image_run(image_run: Run, path: str) -> None:
+    at = open_page(path, image_run.id)
+    assert_clean(at)
+    if path.endswith(("Samples.py", "Latent.py")):
+        assert image_urls(at), "no sample grid drawn"
+    if path.endswith("Samples.py"):
+        assert len(at.get("image")) == 2                        # generated beside real
+        assert [b.label for b in at.get("download_button")][0].startswith("Download this grid")
+
+
+# --- run controls ---------------------------------------------------------------------------------------
+def test_buttons_change_the_run_state(lab: RunRegistry) -> None:
+    cfg = get_preset("ring8").config(steps=100_000, stats_every=5, batch_size=64)
+    run = lab.create(cfg, "buttons", start=True, paused=True)
+    wait_for(run, lambda v: v.state == "paused")
+    at = open_page("pages/1_Train.py", run.id)
+    assert_clean(at)
+    assert at.button(key="train-resume").disabled is False and at.button(key="train-pause").disabled is True
+
+    at.button(key="train-resume").click().run()
+    assert run.view().state in ("running", "finished")
+    at.button(key="train-pause").click().run()
+    assert run.view().state == "paused"
+
+    time.sleep(1.0)   # the thread may still finish the update it was in when Pause was pressed
+    before = run.view()
+    at.button(key="train-both").click().run()
+    assert run.view().step == before.step + 1
+    rows = len(run.view().history["step"])
+    at.button(key="train-d").click().run()
+    assert len(run.view().history["step"]) == rows + 1 and run.view().step == before.step + 1   # D only
+    at.button(key="train-g").click().run()
+    assert run.view().step == before.step + 2
+
+    at.button(key="train-stop").click().run()
+    assert run.view().state == "stopped"
+    assert_clean(at)
+    assert at.button(key="train-start").disabled is False    # a stopped run can continue
+
+
+def test_live_settings_apply_and_reject(ring_run: Run) -> None:
+    at = open_page("pages/1_Train.py", ring_run.id)
+    at.number_input(key=f"live.{ring_run.id}.g_lr").set_value(0.0005)
+    at.button(key=f"FormSubmitter:live-form-{ring_run.id}-Apply to the running run").click().run()
+    assert ring_run.cfg.g_lr == 0.0005
+    at.number_input(key=f"live.{ring_run.id}.d_steps").set_value(0)
+    at.button(key=f"FormSubmitter:live-form-{ring_run.id}-Apply to the running run").click().run()
+    assert_clean(at)
+    assert ring_run.cfg.d_steps == 1
+    assert any("d_steps" in e.value for e in at.error)
+
+
+# --- config form ----------------------------------------------------------------------------------------
+def test_config_form_shows_errors_next_to_fields_and_starts_valid_runs(lab: RunRegistry) -> None:
+    at = open_page("pages/1_Train.py")
+    at.text_input(key="cfg.g_layers").input("64,x")
+    at.button(key="FormSubmitter:cfg-form-Start new run").click().run()
+    assert_clean(at)
+    assert any("g_layers" in e.value for e in at.error) and lab.list() == []
+
+    at.selectbox(key="cfg.preset").select("ring8-wgan-gp").run()     # the preset refills the form
+    assert at.text_input(key="cfg.g_layers").value == "64,64,64"
+    at.number_input(key="cfg.steps").set_value(30)
+    at.text_input(key="cfg.name").input("my wgan")
+    at.button(key="FormSubmitter:cfg-form-Start new run").click().run()
+    assert_clean(at)
+    runs = lab.list()
+    assert len(runs) == 1 and runs[0].name == "my wgan" and runs[0].cfg.loss == "wgan-gp"
+    assert at.session_state["run_id"] == runs[0].id
+
+
+def test_parse_config_is_pure_and_reports_each_bad_field() -> None:
+    base = {f: widget_value(TrainConfig(), f) for _, names in FORM_GROUPS for f in names}
+    cfg, errors = parse_config(base)
+    assert errors == {} and cfg == TrainConfig()
+    _, errors = parse_config({**base, "g_layers": "64,x", "seed": "abc"})
+    assert set(errors) == {"g_layers", "seed"}
+    _, errors = parse_config({**base, "dataset": "mnist5k", "model": "dcgan", "loss": "nope"})
+    assert list(errors) == ["loss"] and "nonsaturating" in errors["loss"]
+    _, errors = parse_config({**base, "dataset": "csv"})
+    assert "data_path" in errors
+    cfg, _ = parse_config({**base, "g_lr": 1, "steps": 50.0})
+    assert cfg.g_lr == 1.0 and isinstance(cfg.g_lr, float) and cfg.steps == 50
+
+
+def test_form_groups_cover_every_config_field() -> None:
+    grouped = [f for _, names in FORM_GROUPS for f in names]
+    assert sorted(grouped) == sorted(TrainConfig().to_dict()) and len(grouped) == len(set(grouped))
+
+
+# --- home and run selection -----------------------------------------------------------------------------
+def test_quick_start_creates_a_run_and_opens_train(lab: RunRegistry) -> None:
+    at = open_page()
+    at.button(key="quick-ring8").click().run()
+    assert_clean(at)
+    runs = lab.list()
+    assert len(runs) == 1 and runs[0].name == "ring8"
+    assert at.session_state["run_id"] == runs[0].id
+    assert at.title[0].value == "ring8" and not at.button(key="train-stop").disabled   # the Train page
+    runs[0].stop(wait=10)
+
+
+def test_url_selects_the_run_and_the_picker_keeps_it_in_the_url(lab: RunRegistry) -> None:
+    small = get_preset("ring8").config(steps=10)
+    first = lab.create(small, "first", start=False)
+    second = lab.create(small, "second", start=False)
+    at = open_page("pages/4_Discriminator.py", first.id)
+    assert at.session_state["run_id"] == first.id
+    at.selectbox(key="_run_picker").select(second.id).run()
+    assert at.session_state["run_id"] == second.id and at.query_params["run"] == second.id
+
+
+def test_latent_slider_changes_the_samples(image_run: Run) -> None:
+    at = open_page("pages/3_Latent.py", image_run.id)
+    assert_clean(at)
+    before = image_urls(at)[0]
+    assert any("generated 16 samples in" in c.value for c in at.caption)
+    slider = at.slider(key=f"lat.{image_run.id}.z0")
+    slider.set_value(2.5 if slider.value < 0 else -2.5).run()
+    assert_clean(at)
+    assert image_urls(at)[0] != before
+
+
+def test_samples_play_walks_through_the_snapshots(image_run: Run) -> None:
+    at = open_page("pages/2_Samples.py", image_run.id)
+    assert at.image[0].captions[0].startswith("Generated, step 20")     # follows the newest snapshot
+    at.button(key="samples-play").click().run()                         # from the end, play starts over
+    assert_clean(at)
+    assert at.image[0].captions[0].startswith("Generated, step 0") and at.session_state["samples.playing"]
+    at.run()                                                            # one timer tick: the last frame
+    assert_clean(at)
+    assert at.image[0].captions[0].startswith("Generated, step 20") and not at.session_state["samples.playing"]
+
+
+def test_latent_class_picker_for_a_conditional_run(lab: RunRegistry) -> None:
+    run = lab.create(get_preset("ring8").config(conditional=True, steps=10), "cond")
+    wait_for(run, lambda v: v.state == "finished", timeout=60)
+    at = open_page("pages/3_Latent.py", run.id)
+    assert_clean(at)
+    picker = at.selectbox(key=f"lat.{run.id}.class")
+    assert picker.options[:2] == ["mode 0", "mode 1"] and len(picker.options) == 8
+    before = echarts(at)[0]["series"][-1]["data"]
+    picker.select_index(5).run()
+    assert_clean(at)
+    assert echarts(at)[0]["series"][-1]["data"] != before               # another class: another point
+
+
+def test_home_disables_a_preset_whose_dataset_is_missing(lab: RunRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ganlab.data.fashion_dir", lambda: None)   # as on a machine without the Debian package
+    at = open_page()
+    assert_clean(at)
+    assert at.button(key="quick-fashion-dcgan").disabled and not at.button(key="quick-mnist-mlp").disabled
+    assert any(c.value.startswith("Unavailable: Fashion-MNIST not found") for c in at.caption)

@@ -1,0 +1,172 @@
+"""The training-config form: a Streamlit form built from TrainConfig's fields, and its pure parsing half.
+
+`config_form(initial) -> TrainConfig | None` draws every field (grouped, the rare ones in expanders) and
+returns plain data; a bad value is shown next to its field, never as a traceback. `parse_config` turns the
+widgets' values into a TrainConfig or a {field: message} dict and has no Streamlit calls, so it is tested
+directly. Widget values live in st.session_state["<key>.<field>"], so a preset (`load_form`) can refill them.
+Pages import these names from ui.common, which re-exports them.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+import streamlit as st
+
+from ganlab.config import (
+    DATASETS,
+    DEVICES,
+    LOSSES,
+    LR_DECAYS,
+    MODELS,
+    NOISE_DISTS,
+    OPTIMIZERS,
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    get_preset,
+    parse_value,
+)
+from ganlab.data import DATASET_INFO, DataError, check_data_path, dataset_available
+
+FORM_GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    ("Data and model", ("dataset", "data_path", "model", "loss", "conditional", "noise_dim", "g_layers",
+                        "d_layers", "steps", "batch_size", "g_lr", "d_lr")),
+    ("Switches", ("d_steps", "label_smoothing", "instance_noise", "r1_gamma", "gp_lambda", "spectral_norm",
+                  "lr_decay", "d_dropout")),
+    ("More model and optimiser settings", ("image_size", "channels", "dropout", "noise_dist", "g_opt", "d_opt",
+                                           "beta1", "beta2", "seed")),
+    ("Hardware and recording", ("device", "bf16", "compile", "stats_every", "snapshot_every",
+                                "checkpoint_every", "keep_checkpoints", "grid_size")),
+]
+CHOICES = {"dataset": DATASETS, "model": MODELS, "loss": LOSSES, "g_opt": OPTIMIZERS, "d_opt": OPTIMIZERS,
+           "noise_dist": NOISE_DISTS, "device": DEVICES, "lr_decay": LR_DECAYS}
+FLOAT_STEPS = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.05, "beta2": 0.001, "label_smoothing": 0.05,
+               "instance_noise": 0.05, "gp_lambda": 0.5, "r1_gamma": 0.5, "dropout": 0.05, "d_dropout": 0.05}
+LABELS = {"g_lr": "G learning rate", "d_lr": "D learning rate", "d_steps": "D steps per G step",
+          "g_layers": "G hidden widths", "d_layers": "D hidden widths", "noise_dim": "noise dim (z)",
+          "r1_gamma": "R1 gamma", "gp_lambda": "GP lambda", "lr_decay": "LR decay", "bf16": "bf16 autocast",
+          "compile": "compile (GPU)", "data_path": "data path (csv / IDX / folder / zip)"}
+HELP = {"loss": "minimax: the original saturating G loss; nonsaturating: -log D(G(z)); wgan-gp: critic + penalty",
+        "steps": "generator updates until the run finishes", "d_steps": "D updates per G update (WGAN-GP uses 5)",
+        "label_smoothing": "one-sided: real target 1 - s (BCE losses)",
+        "instance_noise": "std of noise added to D's inputs, annealed to 0",
+        "g_layers": "comma-separated, e.g. 64,64,64",
+        "d_layers": "comma-separated, e.g. 64,64,64", "conditional": "feed the class label to G and D",
+        "snapshot_every": "0 = once per epoch (images) / 250 steps (2D)"}
+
+
+def _types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(TrainConfig)}
+
+
+def widget_value(cfg: TrainConfig, name: str) -> Any:
+    """The value a form widget shows for cfg.<name> (widths as '64,64,64')."""
+    value = getattr(cfg, name)
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
+def parse_config(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, str]]:
+    """Form values -> (TrainConfig, {}) or (None, {field: message}). Pure: no streamlit calls.
+
+    Text values are parsed to their field's type (widths '64,64'); then TrainConfig validates the whole;
+    finally a dataset that cannot load here (missing package or files) is reported on the dataset field.
+    """
+    types, clean, errors = _types(), {}, {}
+    for name, value in values.items():
+        try:
+            if name not in types:
+                raise ConfigError(name, "unknown field")
+            if isinstance(value, str) and types[name] != "str":
+                value = parse_value(name, value.strip())
+            elif types[name] == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            elif types[name] == "int" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            clean[name] = value
+        except ConfigError as e:
+            errors[e.field] = e.message
+    if errors:
+        return None, errors
+    try:
+        cfg = TrainConfig.from_dict(clean) if set(clean) == set(types) else TrainConfig().replace(**clean)
+    except ConfigError as e:
+        return None, {e.field: e.message}
+    ok, why = dataset_available(cfg.dataset)
+    if not ok:
+        return None, {"dataset": why}
+    try:
+        check_data_path(cfg)   # a missing csv / folder: say so here, not in a run that fails at once
+    except DataError as e:
+        return None, {"data_path": str(e)}
+    return cfg, {}
+
+
+def load_form(cfg: TrainConfig, key: str = "cfg") -> None:
+    """Put cfg's values into the form's widgets (call before they render, e.g. from a callback)."""
+    for f in fields(TrainConfig):
+        st.session_state[f"{key}.{f.name}"] = widget_value(cfg, f.name)
+    st.session_state.pop(f"{key}._errors", None)
+
+
+def preset_picker(key: str = "cfg", default: str = "ring8") -> str:
+    """Preset selector that fills the config form below it; returns the preset name."""
+    pk = f"{key}.preset"
+    if pk not in st.session_state:
+        st.session_state[pk] = default
+    name = st.selectbox("Preset", list(PRESETS), key=pk, on_change=lambda: load_form(get_preset(
+        st.session_state[pk]).config(), key), help="Fills the form with a tested configuration.")
+    st.caption(PRESETS[name].summary)
+    return name
+
+
+def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> None:
+    """One config field as the fitting widget; its value lives in st.session_state[wkey]."""
+    if wkey not in st.session_state:
+        st.session_state[wkey] = value
+    label, help_ = LABELS.get(name, name.replace("_", " ")), HELP.get(name)
+    kind = _types()[name]
+    if name in CHOICES:
+        fmt = (lambda d: d if dataset_available(d)[0] else f"{d} (unavailable)") if name == "dataset" else str
+        st.selectbox(label, CHOICES[name], key=wkey, format_func=fmt,
+                     help=DATASET_INFO.get(st.session_state[wkey]) if name == "dataset" else help_)
+    elif kind == "bool":
+        st.checkbox(label, key=wkey, help=help_)
+    elif kind == "int":
+        st.number_input(label, key=wkey, step=1, format="%d", help=help_)
+    elif kind == "float":
+        st.number_input(label, key=wkey, step=FLOAT_STEPS.get(name, 0.1), format="%g", help=help_)
+    else:
+        st.text_input(label, key=wkey, help=help_)
+    if error:
+        st.error(error, icon=":material/error:")
+
+
+def _submit(key: str) -> None:
+    values = {f.name: st.session_state[f"{key}.{f.name}"] for f in fields(TrainConfig)}
+    cfg, errors = parse_config(values)
+    st.session_state[f"{key}._errors"] = errors
+    st.session_state[f"{key}._result"] = cfg
+
+
+def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Start new run") -> TrainConfig | None:
+    """The full training-config form. Returns the validated TrainConfig on the run its button was pressed,
+    else None. Invalid values are shown next to their field (never as a traceback). The run name typed in
+    the form is in st.session_state[f"{key}.name"]."""
+    for f in fields(TrainConfig):
+        st.session_state.setdefault(f"{key}.{f.name}", widget_value(initial, f.name))
+    errors: dict[str, str] = st.session_state.get(f"{key}._errors") or {}
+    with st.form(f"{key}-form", border=True):
+        st.text_input("Run name", key=f"{key}.name", placeholder="optional: defaults to the dataset name")
+        if errors:
+            st.error("Fix the marked field: " + "; ".join(f"**{k}**: {v}" for k, v in errors.items()))
+        for i, (title, names) in enumerate(FORM_GROUPS):
+            box = st.container() if i == 0 else st.expander(title, expanded=any(n in errors for n in names))
+            with box:
+                cols = st.columns(4)
+                for j, name in enumerate(names):
+                    with cols[j % 4]:
+                        field_widget(name, widget_value(initial, name), f"{key}.{name}", errors.get(name))
+        st.form_submit_button(submit_label, type="primary", on_click=_submit, args=(key,),
+                              icon=":material/rocket_launch:")
+    return st.session_state.pop(f"{key}._result", None)
