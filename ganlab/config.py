@@ -74,7 +74,6 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # auto: cuda, then mps, then cpu
     bf16: bool = False              # bf16 autocast on CUDA only, opt-in (fp16 GANs diverge)
-    compile: bool = False           # CUDA graphs / torch.compile for small nets on GPU (off the Start path)
     # --- what gets recorded ---------------------------------------------------------------------------
     stats_every: int = 10           # collect scalars every N steps (one host sync per collection)
     snapshot_every: int = 0         # steps between snapshots; 0 = once per epoch (images) / 250 steps (2D)
@@ -101,7 +100,7 @@ class TrainConfig:
         _choice("noise_dist", self.noise_dist, NOISE_DISTS)
         _choice("device", self.device, DEVICES)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
-        for name in ("conditional", "spectral_norm", "bf16", "compile"):
+        for name in ("conditional", "spectral_norm", "bf16"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {_show(getattr(self, name))}")
         if not isinstance(self.data_path, str):

@@ -25,6 +25,7 @@ import streamlit as st
 
 from ganlab import charts, viz
 from ganlab.config import LIVE_FIELDS, ConfigError, TrainConfig
+from ganlab.diagnose import diagnose
 from ganlab.runs import ACTIVE, Run, RunRegistry, RunView, get_registry
 from ganlab.store import default_runs_dir
 from ui.config_form import (  # noqa: F401 - re-exported: pages import the form from ui.common
@@ -355,14 +356,38 @@ def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
         show_montage(snap.fake[:64], caption=f"samples at step {snap.step}", nrow=nrow)
 
 
+# How each measure is shown: label, format, and the one-line meaning a student needs.
+QUALITY_LABELS = {
+    "modes_covered": ("modes covered", "{:.0f}", "mixture components with enough high-quality samples"),
+    "n_modes": ("modes in the data", "{:.0f}", ""),
+    "high_quality_frac": ("high-quality samples", "{:.0%}", "fakes within 3 std of a mode (VEEGAN)"),
+    "reverse_kl": ("reverse KL over modes", "{:.3f}", "0 = every mode used equally"),
+    "classifier_confidence": ("classifier confidence", "{:.2f}", "mean top probability of our digit classifier"),
+    "classes_present": ("classes present", "{:.0f}", "classes drawn for at least 2% of the samples"),
+    "class_kl": ("class KL to uniform", "{:.3f}", "0 = balanced classes, 2.3 = one class only"),
+    "frechet": ("Fréchet distance", "{:.2f}", "FID formula in our classifier's feature space; lower is better"),
+    "class_score": ("class score (IS-style)", "{:.2f}", "1 to 10; higher = sharp and varied"),
+    "diversity": ("diversity vs data", "{:.2f}", "spread of fakes / spread of real data"),
+}
+
+
 def quality_panel(view: RunView) -> None:
-    """Latest quality metrics of a run (filled by ganlab.metrics through the registry's quality_fn)."""
+    """Latest quality measures and the diagnoses with what to try (ganlab.quality / ganlab.diagnose)."""
+    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d)
+    for d in found:
+        show = st.error if d.severity == "error" else st.warning
+        show(f"**{d.title}** (since step {d.step:,}): {d.message}\n\n**Try:** {d.fix}")
     if not view.quality:
         return
     latest = view.quality[-1]
-    rows = {k: (f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in latest.items() if k != "step"}
-    st.markdown(f"**Quality** at step {latest.get('step', '?')}")
-    st.table({"metric": list(rows), "value": list(rows.values())})
+    rows = [(label, fmt.format(latest[k]), meaning) for k, (label, fmt, meaning) in QUALITY_LABELS.items()
+            if isinstance(latest.get(k), (int, float)) and k != "n_modes"]
+    if not rows:
+        return
+    if "n_modes" in latest and rows[0][0] == "modes covered":
+        rows[0] = (rows[0][0], f"{latest['modes_covered']} / {latest['n_modes']}", rows[0][2])
+    st.markdown(f"**Quality** at step {latest.get('step', 0):,}")
+    st.table({"measure": [r[0] for r in rows], "value": [r[1] for r in rows], "meaning": [r[2] for r in rows]})
 
 
 def show_montage(images: np.ndarray, caption: str | None = None, nrow: int | None = None,
