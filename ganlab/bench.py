@@ -20,6 +20,7 @@ import io
 import itertools
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import torch
 from .cli import EXTRA_COMMANDS
 from .config import TrainConfig, get_preset
 from .data import Dataset, load_dataset
+from .metrics import mode_stats
 from .models import build_models
 from .runs import Run, RunRegistry
 from .trainer import Trainer, resolve_device
@@ -62,7 +64,7 @@ class Plan:
 
 
 QUICK = Plan({"mnist-mlp": 0.8, "mnist-dcgan": 1.2, "ring8": 0.6}, 3, 1.5, 2, 30, 10.0, False)
-FULL = Plan({"mnist-mlp": 4.0, "mnist-dcgan": 8.0, "ring8": 3.0}, 5, 6.0, 4, 200, 120.0, True)
+FULL = Plan({"mnist-mlp": 3.0, "mnist-dcgan": 6.0, "ring8": 2.0}, 8, 4.0, 6, 200, 120.0, True)
 
 
 def _log(msg: str) -> None:
@@ -341,10 +343,6 @@ def regen(run: Run, plan: Plan, out: dict[str, Any]) -> None:
 
 def ring8_timeline(reg: RunRegistry, plan: Plan, device: torch.device, out: dict[str, Any]) -> None:
     """The ring8 preset as a user starts it: first step, 8/8 modes covered, and 10,000 steps."""
-    try:
-        from .metrics import mode_stats
-    except ImportError:
-        mode_stats = None
     cfg = get_preset("ring8").config(device=device.type)
     data = load_dataset(cfg)
     wall0, t0 = time.time(), time.perf_counter()
@@ -354,7 +352,7 @@ def ring8_timeline(reg: RunRegistry, plan: Plan, device: torch.device, out: dict
         out["first_step_s"] = round(t_first - t0, 3)
         seen: set[int] = set()
         covered = None
-        while mode_stats and covered is None and run.alive and time.perf_counter() - t0 < plan.ring8_cap_s:
+        while covered is None and run.alive and time.perf_counter() - t0 < plan.ring8_cap_s:
             new = [snap for snap in run.view().snapshots if snap.step not in seen]
             seen.update(snap.step for snap in new)
             covered = next((snap for snap in new if mode_stats(snap.fake, data.modes, data.mode_std)
@@ -385,7 +383,7 @@ def run_bench(plan: Plan, device_name: str = "auto") -> dict[str, Any]:
     """Every measurement; returns the flat result dict (the --json object)."""
     device = resolve_device(device_name)
     out: dict[str, Any] = {"device": str(device), "quick": plan is QUICK, "torch": torch.__version__,
-                           "cpu_threads": torch.get_num_threads()}
+                           "cpu_threads": torch.get_num_threads(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         reg = RunRegistry(tmp, max_active=1)
@@ -412,8 +410,8 @@ def _meets(value: Any, op: str, threshold: float) -> bool:
 def format_table(out: dict[str, Any]) -> str:
     """The readable report: samples/s per loop, then each measure with its target and per-round spread."""
     lines = [f"ganlab bench on {out['device']} ({'quick' if out['quick'] else 'full'}, torch {out['torch']}, "
-             f"{out['cpu_threads']} CPU threads, {out['bench_s']} s)", "", f"{'samples/s':<12}"
-             + "".join(f"{k:>10}" for k in LOOPS)]
+             f"{out['cpu_threads']} CPU threads, load {out.get('load_avg_1m')}, {out['bench_s']} s)", "",
+             f"{'samples/s':<12}" + "".join(f"{k:>10}" for k in LOOPS)]
     for short in ("mlp", "dcgan", "ring8"):
         cells = [out.get(f"{k}_{short}_img_s") for k in LOOPS]
         lines.append(f"{short:<12}" + "".join(f"{c:>10,.0f}" if c is not None else f"{'-':>10}" for c in cells))

@@ -17,6 +17,7 @@ re-exported here) is the testable half of the form.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable
 
@@ -73,6 +74,9 @@ def setup() -> RunRegistry:
     alone: it is process-wide and the training threads need it more than the pages do.
     """
     st.set_page_config(layout="wide", page_icon=":material/science:")
+    # Page scripts hold the GIL between the training threads' torch ops; with Python's default 5 ms switch
+    # interval a watched 2D run kept 0.82 of its speed, with 1 ms 0.95 (bench, ring8). Process-wide, so here.
+    sys.setswitchinterval(0.001)
     return registry()
 
 
