@@ -234,3 +234,17 @@ def clean_cache() -> Iterator[None]:
     yield
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None):
+    """A fresh run registry on an empty runs directory, which the pages find through GANLAB_RUNS_DIR."""
+    from ganlab.quality import wait_idle
+    from ganlab.runs import get_registry
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))
+    reg = get_registry(runs)
+    yield reg
+    reg.shutdown(timeout=10)
+    wait_idle(timeout=60)   # image runs queue quality measures on a worker thread; let it finish first

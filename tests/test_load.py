@@ -154,15 +154,6 @@ def test_twenty_readers_do_not_slow_training_or_leak(ring_run: Run) -> None:
 
 
 # --- real Streamlit sessions -----------------------------------------------------------------------------
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None) -> RunRegistry:
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))
-    reg = get_registry(runs)
-    yield reg
-    reg.shutdown(timeout=10)
-
-
 def train_page(run_id: str) -> AppTest:
     at = AppTest.from_file(str(REPO / "pages/1_Train.py"), default_timeout=120)
     at.query_params["run"] = run_id

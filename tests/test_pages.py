@@ -14,27 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import TrainConfig, get_preset
-from ganlab.runs import Run, RunRegistry, get_registry
+from ganlab.runs import Run, RunRegistry
 from ui.common import FORM_GROUPS, parse_config, widget_value
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/1_Train.py", "pages/2_Samples.py", "pages/3_Latent.py", "pages/4_Discriminator.py"]
 TIMEOUT = 60   # AppTest's default is 3 s; a page that builds a run or loads MNIST needs more on a busy CPU
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None) -> RunRegistry:
-    """A fresh registry on an empty runs directory, which the pages find through GANLAB_RUNS_DIR."""
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))
-    reg = get_registry(runs)
-    yield reg
-    reg.shutdown(timeout=10)
-    try:   # image runs queue quality measures on a worker thread; let it finish before the next test
-        from ganlab.quality import wait_idle
-    except ImportError:
-        return
-    wait_idle(timeout=60)
 
 
 def wait_for(run: Run, done, timeout: float = 60.0):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import ConfigError, TrainConfig, parse_value
-from ganlab.runs import RunRegistry, get_registry
+from ganlab.runs import RunRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in fields(TrainConfig)]
@@ -125,15 +125,6 @@ def test_huge_numbers_give_a_short_message() -> None:
 
 
 # --- the Train form, driven with bad values -------------------------------------------------------------------
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None) -> RunRegistry:
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))
-    reg = get_registry(runs)
-    yield reg
-    reg.shutdown(timeout=10)
-
-
 SUBMIT = "FormSubmitter:cfg-form-Start new run"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_util import wait_for
 
 from ganlab.config import TrainConfig
 from ganlab.runs import FINAL, Run, RunRegistry, get_registry
@@ -29,15 +30,6 @@ TINY = dict(dataset="ring8", g_layers=(8,), d_layers=(8,), noise_dim=2, batch_si
 
 def tiny(**changes) -> TrainConfig:
     return TrainConfig(**{**TINY, **changes})
-
-
-def wait_for(pred, what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def rows(run: Run) -> int:
