@@ -279,12 +279,18 @@ _DCGAN = dict(dataset="mnist5k", model="dcgan", channels=32, noise_dim=64, loss=
               g_lr=2e-4, d_lr=2e-4, beta1=0.5, lr_decay="none", batch_size=64, steps=3000)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
+    # Tuned with `lessons --check` (10 seeds): 8/8 modes and 81-87% high-quality samples in 10/10. Without R1
+    # (batch 256, lr 1e-3) seeds ended with 6-7 modes and ~74%; R1 covers all modes by step ~3000, and the
+    # higher lr with linear decay tightens the modes (lr 1e-3: ~74%, 2e-3: ~82%, 4e-3: ~85% at 6000 steps).
     Preset("ring8", "Ring of 8 Gaussians, tuned MLP GAN that covers all 8 modes in under a minute on a laptop.",
-           dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(64, 64, 64), noise_dim=8, batch_size=256,
-                g_lr=1e-3, d_lr=1e-3, lr_decay="linear", steps=6000)),
-    Preset("ring8-collapse", "Ring of 8 with a weak, slow-learning discriminator: G collapses onto a few modes.",
-           dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(16,), noise_dim=2, batch_size=64,
-                g_lr=2e-3, d_lr=1e-4, beta1=0.5, lr_decay="none", steps=4000)),
+           dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(64, 64, 64), noise_dim=8, batch_size=512,
+                g_lr=4e-3, d_lr=4e-3, r1_gamma=0.1, lr_decay="linear", steps=6000)),
+    # 1-d noise, a G twice as fast as a sharp D, small batches, no decay: G piles onto the spot D currently
+    # likes and hops on (1-4 of 8 modes in 10/10 seeds, lessons --check). A weak, slow D (16 units, lr 1e-4)
+    # does not give collapse here: G never finds any mode at all.
+    Preset("ring8-collapse", "Ring of 8 with 1-d noise and a G that outpaces D: G piles onto a few modes and hops.",
+           dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(128, 128, 128), noise_dim=1, batch_size=64,
+                g_lr=2e-3, d_lr=1e-3, beta1=0.5, lr_decay="none", steps=3000)),
     # A wider D learning 10x faster than G wins early, as D does in most GANs' first steps; with equal rates
     # D(G(z)) stayed near 0.25 and the gradient gap to the non-saturating loss was only ~4x (lessons --check).
     Preset("ring8-saturating", "Ring of 8 with the tutorials' minimax loss: G's gradient vanishes when D wins.",

@@ -68,17 +68,23 @@ A GAN is a game between two networks. The **generator** $G$ turns noise $z \sim 
 from $\mathcal N(0, I)$) into a point $G(z)$; the **discriminator** $D(x) \in (0, 1)$ is its estimate of the
 probability that $x$ came from the data. The tutorial articles write the game the way Goodfellow et al. (2014) did:
 
-$$\min_G \max_D \; V(D, G) = \mathbb E_{x \sim p_{data}}[\log D(x)] + \mathbb E_{z \sim p_z}[\log(1 - D(G(z)))]$$
+$$
+\min_G \max_D \; V(D, G) = \mathbb E_{x \sim p_{data}}[\log D(x)] + \mathbb E_{z \sim p_z}[\log(1 - D(G(z)))]
+$$
 
 For a fixed $G$, with $p_g$ the density of $G$'s samples, $D$ maximises
 $p_{data}(x) \log D(x) + p_g(x) \log(1 - D(x))$ at every point $x$; setting the derivative to zero gives the
 **optimal discriminator**
 
-$$D^*(x) = \frac{p_{data}(x)}{p_{data}(x) + p_g(x)}$$
+$$
+D^*(x) = \frac{p_{data}(x)}{p_{data}(x) + p_g(x)}
+$$
 
 Putting $D^*$ back into $V$ turns the game into a distance between distributions:
 
-$$V(D^*, G) = -\log 4 + 2 \cdot \mathrm{JSD}(p_{data} \,\|\, p_g)$$
+$$
+V(D^*, G) = -\log 4 + 2 \cdot \mathrm{JSD}(p_{data} \,\|\, p_g)
+$$
 
 The Jensen-Shannon divergence is zero only when $p_g = p_{data}$, so the best $G$ copies the data, and there
 $D^* = \tfrac12$ everywhere: the discriminator can only guess. In practice nobody finds $D^*$: ganlab
@@ -86,34 +92,47 @@ alternates one gradient step on $D$ (real batch and a detached fake batch) and o
 each with its own backward pass and its own Adam optimiser.
 
 The data are 8 Gaussians on a circle of radius 2 (std 0.02); $G$ and $D$ are small MLPs (3 layers of 64),
-batch 256, Adam with the learning rate decayed linearly to 0, which lets the samples settle on the modes.
+batch 512, Adam with the learning rate decayed linearly to 0, which lets the samples settle on the modes.
+$D$ also pays the R1 penalty of Mescheder et al. (2018) on real data,
+
+$$
+\frac{\gamma}{2}\, \mathbb E_{x \sim p_{data}} \|\nabla_x D(x)\|^2, \qquad \gamma = 0.1,
+$$
+
+which keeps $D$ flat where the data are: at the equilibrium $D$ has nothing left to push $G$ with, so $G$ settles
+instead of circling. Without it, a mode or two stays empty in some seeds.
 """
 _COLLAPSE = r"""
 **Mode collapse**: $G$ maps most of its noise onto a few modes and ignores the rest. Nothing in one
 gradient step of $G$ asks it to cover the data; it asks it to move each sample to where $D$ currently says
-"real". If $D$ is weak or slow (here one hidden layer of 16 units, learning 20x slower than $G$) it never
-punishes the piled-up samples hard enough, and $G$ keeps them there. The theory assumed $D = D^*$ after every
-step of $G$; alternating single steps is a different game, and $G$ can win it by
-$\min_G \max_D$ turning into $\max_D \min_G$: put everything on the one spot $D$ likes best.
+"real". The theory assumed $D = D^*$ after every change of $G$; alternating single steps is a different game.
+Here $G$ learns twice as fast as $D$: it moves its mass onto the spot $D$ likes best before $D$ can react,
+then $D$ learns to reject that spot and $G$ jumps to the next one. In effect $\min_G \max_D$ turns into
+$\max_D \min_G$, and the best answer of $G$ to a fixed $D$ is a single point. $G$ also gets a single noise
+dimension, so it draws a curve, and a curve that visits all 8 modes has to spend samples on the way between
+them: cheaper for $G$ to sit on one or two.
 
 A sample is **high quality** when it lies within $3\sigma$ of a mode; a mode is **covered** when at least 0.8%
 of the samples are high-quality samples on it (PacGAN's 20 of 2,500). The reverse KL over modes,
 $\mathrm{KL}(\hat p_g \,\|\, \mathrm{uniform})$, is 0 for an even spread and $\log 8 \approx 2.08$ when every
-sample sits on one mode. Here $G$ also gets only 2 noise dimensions, which makes it easy to squeeze the noise
-onto a few points.
+sample sits on one mode.
 """
 _SATURATING = r"""
 Write $D(x) = \sigma(\ell(x))$ with $\ell$ the discriminator's logit. The minimax objective gives $G$ the loss
 $\mathcal L_G = \mathbb E_z[\log(1 - D(G(z)))]$ (tutorial 001 writes it exactly so). Its gradient with respect
 to the logit of a fake sample is
 
-$$\frac{\partial}{\partial \ell} \log(1 - \sigma(\ell)) = -\sigma(\ell) = -D(G(z))$$
+$$
+\frac{\partial}{\partial \ell} \log(1 - \sigma(\ell)) = -\sigma(\ell) = -D(G(z))
+$$
 
 Early in training, or whenever $D$ wins, $D$ rejects the fakes: $D(G(z)) \to 0$, and so does the gradient:
 $G$ stops learning exactly when it is worst. This is the **saturating** loss. Goodfellow et al. already
 proposed the fix: let $G$ maximise $\log D(G(z))$, i.e. minimise $-\log D(G(z))$, whose gradient is
 
-$$\frac{\partial}{\partial \ell} \left(-\log \sigma(\ell)\right) = -(1 - \sigma(\ell)) = -(1 - D(G(z)))$$
+$$
+\frac{\partial}{\partial \ell} \left(-\log \sigma(\ell)\right) = -(1 - \sigma(\ell)) = -(1 - D(G(z)))
+$$
 
 close to $-1$ when $D$ rejects the fakes: a strong push. Both losses have the same fixed point
 ($p_g = p_{data}$, $D = \tfrac12$); only the **non-saturating** one gives $G$ a usable gradient far from it.
@@ -122,12 +141,14 @@ $G$, so $D$ wins early, as it does in most GANs' first steps. `lessons --check` 
 with the same run using `loss=nonsaturating`.
 """
 _STRONG_D = r"""
-When $D$ learns much faster than $G$ (here 5 updates of a wider $D$ per $G$ update, with a 10x larger learning
-rate), it separates real from fake almost perfectly: $D(x) \approx 1$ and $D(G(z)) \approx 0$. Arjovsky & Bottou
-(2017) showed why this is a dead end. Real data and early fakes lie on thin sets (here 8 tiny blobs) that
-barely overlap, so a perfect discriminator exists, and then
+When $D$ is far ahead of $G$ (here $D$ has 3 layers of 128 units and learns 50x faster than a $G$ with one
+hidden layer of 16), it separates real from fake almost perfectly: $D(x) \approx 1$ and $D(G(z)) \approx 0$.
+Arjovsky & Bottou (2017) showed why this is a dead end. Real data and early fakes lie on thin sets (here 8
+tiny blobs) that barely overlap, so a perfect discriminator exists, and then
 
-$$\mathrm{JSD}(p_{data} \,\|\, p_g) = \log 2 \quad\text{for every such } G,$$
+$$
+\mathrm{JSD}(p_{data} \,\|\, p_g) = \log 2 \quad\text{for every such } G,
+$$
 
 a constant: it says "wrong" but not "which way". With the saturating loss $G$'s gradient vanishes; with the
 non-saturating loss it stays large but points along $D$'s sharp, nearly flat-topped decision surface, so $G$'s
@@ -137,16 +158,20 @@ _WGAN = r"""
 The Jensen-Shannon divergence saturates at $\log 2$ when the two distributions do not overlap, whatever the
 distance between them. The **Wasserstein-1** (earth mover's) distance keeps measuring how far they are:
 
-$$W_1(p_{data}, p_g) = \inf_{\gamma \in \Pi(p_{data}, p_g)} \mathbb E_{(x, y) \sim \gamma} \|x - y\|
-= \sup_{\|f\|_L \le 1} \mathbb E_{x \sim p_{data}}[f(x)] - \mathbb E_{x \sim p_g}[f(x)]$$
+$$
+W_1(p_{data}, p_g) = \inf_{\gamma \in \Pi(p_{data}, p_g)} \mathbb E_{(x, y) \sim \gamma} \|x - y\|
+= \sup_{\|f\|_L \le 1} \mathbb E_{x \sim p_{data}}[f(x)] - \mathbb E_{x \sim p_g}[f(x)]
+$$
 
 (Kantorovich-Rubinstein duality). WGAN trains a **critic** $f$ (D without the sigmoid, raw scores) to reach
 the supremum, and $G$ to lower it with the loss $-\mathbb E_z[f(G(z))]$. The supremum is over **1-Lipschitz**
 functions; WGAN-GP (Gulrajani et al. 2017) enforces that softly with a gradient penalty at random points
 $\hat x$ on lines between real and fake samples:
 
-$$\mathcal L_D = \mathbb E[f(G(z))] - \mathbb E[f(x)]
-+ \lambda\, \mathbb E_{\hat x}\big[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\big]$$
+$$
+\mathcal L_D = \mathbb E[f(G(z))] - \mathbb E[f(x)]
++ \lambda\, \mathbb E_{\hat x}\big[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\big]
+$$
 
 The critic gets 5 steps per $G$ step (it should be near its optimum) and Adam uses $\beta = (0.5, 0.9)$.
 The paper uses $\lambda = 10$ for images; this preset uses a smaller $\lambda$ because the ring's modes are tiny
@@ -170,14 +195,18 @@ $G$ is a smooth function of $z$, so walking from $z_0$ to $z_1$ morphs one sampl
 $z \sim \mathcal N(0, I_d)$ almost all the probability sits on a thin shell: $\|z\| \approx \sqrt d$
 (10 for $d = 100$). The straight line (**lerp**)
 
-$$z(t) = (1 - t)\, z_0 + t\, z_1$$
+$$
+z(t) = (1 - t)\, z_0 + t\, z_1
+$$
 
 cuts through the inside of the shell: at $t = \tfrac12$, $\|z\| \approx \sqrt{d/2}$ (about 7 for $d = 100$), a
 region $G$ never saw in training, and the midpoints look faded or blurry. The spherical path (**slerp**,
 White 2016) stays on the shell:
 
-$$\mathrm{slerp}(z_0, z_1; t) = \frac{\sin((1-t)\,\Omega)}{\sin \Omega}\, z_0
-+ \frac{\sin(t\,\Omega)}{\sin \Omega}\, z_1, \qquad \cos \Omega = \frac{z_0 \cdot z_1}{\|z_0\|\,\|z_1\|}$$
+$$
+\mathrm{slerp}(z_0, z_1; t) = \frac{\sin((1-t)\,\Omega)}{\sin \Omega}\, z_0
++ \frac{\sin(t\,\Omega)}{\sin \Omega}\, z_1, \qquad \cos \Omega = \frac{z_0 \cdot z_1}{\|z_0\|\,\|z_1\|}
+$$
 
 This preset is the tutorials' MLP GAN on MNIST (fast enough for a laptop CPU).
 """
@@ -185,7 +214,9 @@ _COND = r"""
 A conditional GAN (Mirza & Osindero 2014) gives both networks the label $y$: $G(z, y)$ draws a sample of
 class $y$, and $D(x, y)$ judges whether $x$ is a real example *of that class*:
 
-$$\min_G \max_D \; \mathbb E_{(x, y) \sim p_{data}}[\log D(x, y)] + \mathbb E_{z, y}[\log(1 - D(G(z, y), y))]$$
+$$
+\min_G \max_D \; \mathbb E_{(x, y) \sim p_{data}}[\log D(x, y)] + \mathbb E_{z, y}[\log(1 - D(G(z, y), y))]
+$$
 
 ganlab feeds $y$ through a learned embedding. Now $z$ only has to carry what the label does not: the
 handwriting style. Fix $z$ and change $y$: the digit changes, the stroke width and slant stay.
@@ -221,15 +252,15 @@ LESSONS: list[Lesson] = [
            "On **Train**, watch the fake points (orange) spread from a blob to all 8 modes, and D's background "
            "fade towards 0.5 as it loses its edge. The quality panel counts modes covered and the share of "
            "high-quality samples; on **Discriminator** the histograms of D(x) and D(G(z)) move towards 0.5.",
-           "Start again with `noise_dim` 16: sharper samples, but a mode or two may go missing. Or set "
-           "`lr_decay` to none and watch the samples keep jittering around the modes.", "train",
+           "Start again with `r1_gamma` 0 (a bare GAN): in some seeds a mode stays empty. Or set `lr_decay` "
+           "to none and watch the samples keep jittering around the modes.", "train",
            Check("coverage", "8/8 modes with >= 80% high-quality samples", params={"hq_min": 0.8})),
     Lesson("mode-collapse", "Mode collapse", "ring8-collapse", _COLLAPSE,
            "On **Train**, the fakes gather on a few modes (or hop from one to another); the quality panel "
            "shows few modes covered, a high reverse KL and a *Mode collapse* diagnosis. On **Latent**, the "
            "whole noise grid maps onto those few points.",
-           "Give D capacity and speed: `d_layers` 64,64,64 and `d_lr` 1e-3 (or start the `ring8` preset), "
-           "and compare the two runs on **Compare**.", "train",
+           "Start it again with `noise_dim` 8 and `g_lr` 1e-3 (or start `ring8`, which adds R1 and learning-rate "
+           "decay), and compare the two runs on **Compare**.", "train",
            Check("collapse", "<= 4 of 8 modes covered", params={"max_modes": 4})),
     Lesson("saturating", "Saturating vs non-saturating generator loss", "ring8-saturating", _SATURATING,
            "On **Train**, D(G(z)) drops below 0.1 within a few hundred steps and stays there; G's gradient norm "
@@ -245,7 +276,9 @@ LESSONS: list[Lesson] = [
            "Weaken D while it runs (live settings): `label_smoothing` 0.1, `instance_noise` 0.1, `d_steps` 1, "
            "or `d_lr` 1e-4; each one gives G useful feedback again.", "discriminator",
            Check("overpowering", "diagnosis: D overpowers G (or G's gradient vanishes)"),
-           dict(loss="nonsaturating", d_layers=(256, 256, 256), d_steps=5, g_lr=1e-4, d_lr=1e-3,
+           # Measured: a 256x3 D with 5 steps per G step still let G keep up (D(x) 0.89, D(G(z)) 0.10, no
+           # diagnosis); D only runs away when G is both small and slow.
+           dict(g_layers=(16,), d_layers=(128, 128, 128), g_lr=2e-5, d_lr=1e-3, r1_gamma=0.0, batch_size=256,
                 lr_decay="none", steps=3000)),
     Lesson("wgan-gp", "WGAN-GP: from Jensen-Shannon to Wasserstein", "ring8-wgan-gp", _WGAN,
            "On **Train**, the Wasserstein estimate E[f(x)] - E[f(G(z))] falls as G improves (a loss curve that "

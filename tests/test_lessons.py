@@ -93,7 +93,8 @@ def _cli_json(capsys, *args: str) -> tuple[int, dict | list]:
 def test_list_command(capsys):
     rc, rows = _cli_json(capsys, "--json")
     assert rc == 0 and [r["id"] for r in rows] == [lesson.id for lesson in LESSONS]
-    assert rows[3]["changes"]["d_layers"] == [256, 256, 256]
+    strong = next(r for r in rows if r["id"] == "strong-d")
+    assert strong["changes"]["d_layers"] == list(get_lesson("strong-d").changes["d_layers"])   # JSON-safe lists
 
 
 def test_check_command_smoke_json(capsys):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ganlab.lessons import LESSONS
+from ganlab.config import PRESETS
+from ganlab.lessons import LESSONS, get_lesson
 from ganlab.runs import get_registry
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -57,7 +58,7 @@ def test_start_button_creates_selects_and_opens_the_run(runs_dir):
     assert len(runs) == 1
     run = runs[0]
     assert run.name == "lesson: mode-collapse"
-    assert run.cfg.d_layers == (16,) and run.cfg.noise_dim == 2   # the lesson's preset, ring8-collapse
+    assert run.cfg == get_lesson("mode-collapse").config()      # the lesson's preset, ring8-collapse
     assert at.session_state["run_id"] == run.id
     # the page the lesson says to watch: Train, whose title is the watched run's name, with the run buttons
     assert at.title[0].value == run.name
@@ -69,5 +70,6 @@ def test_lesson_with_changes_starts_its_changed_config(runs_dir):
     at.button(key="learn-strong-d").click().run()
     assert not at.exception, at.exception
     (run,) = get_registry(runs_dir).list()
-    assert run.cfg.d_steps == 5 and run.cfg.loss == "nonsaturating"
+    assert run.cfg == get_lesson("strong-d").config() and run.cfg != get_lesson("strong-d").config(steps=1)
+    assert run.cfg.d_layers != PRESETS["ring8"].config().d_layers   # the lesson's changes, not the bare preset
     assert at.title[0].value == "Discriminator"
