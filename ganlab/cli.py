@@ -78,8 +78,26 @@ def _load_extra_commands() -> None:
         try:
             importlib.import_module(module)   # each registers itself in EXTRA_COMMANDS
         except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
+            if e.name == module:
+                continue
+            # a dependency only this command needs (export draws with plotly): the others still work, and
+            # this one says what to install instead of the whole CLI failing with a traceback
+            EXTRA_COMMANDS.setdefault(module.rsplit(".", 1)[1], _missing_dependency(module, (e.name or "?").split(".")[0]))
+
+
+def _missing_dependency(module: str, package: str) -> Callable[[Any], None]:
+    name = module.rsplit(".", 1)[1]
+
+    def fail(args) -> int:
+        print(f"error: the {name} command needs the Python package {package!r}: "
+              "pip install -r requirements.txt", file=sys.stderr)
+        return 2
+
+    def add(sub) -> None:
+        p = sub.add_parser(name, help=f"(unavailable: needs {package})", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=fail)
+    return add
 
 
 # --- commands --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ LR_DECAYS = ("none", "linear")
 
 # Fields a running or paused run accepts on its next step; everything else needs a new run.
 LIVE_FIELDS = ("g_lr", "d_lr", "d_steps", "label_smoothing", "instance_noise", "r1_gamma", "gp_lambda",
-               "lr_decay")
+               "lr_decay", "cuda_graph")
 
 
 class ConfigError(ValueError):
@@ -75,6 +75,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # auto: cuda, then mps, then cpu
     bf16: bool = False              # bf16 autocast on CUDA only, opt-in (fp16 GANs diverge)
+    cuda_graph: bool = True         # on CUDA, replay each step as one CUDA graph after a few eager steps
     # --- what gets recorded ---------------------------------------------------------------------------
     stats_every: int = 10           # collect scalars every N steps (one host sync per collection)
     snapshot_every: int = 0         # steps between snapshots; 0 = once per epoch (images) / 250 steps (2D)
@@ -101,7 +102,7 @@ class TrainConfig:
         _choice("noise_dist", self.noise_dist, NOISE_DISTS)
         _choice("device", self.device, DEVICES)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
-        for name in ("conditional", "spectral_norm", "bf16"):
+        for name in ("conditional", "spectral_norm", "bf16", "cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {_show(getattr(self, name))}")
         if not isinstance(self.data_path, str):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .config import LIVE_FIELDS, TrainConfig
+from .graphs import device_lock
 from .snapshots import HISTORY_KEYS, Snapshot
 from .store import RunStore, StoreError, clean_name, default_runs_dir, load_checkpoint, safe_run_dir
 
@@ -322,9 +323,10 @@ class Run:
                 self.registry._release(self)
 
     def _train(self) -> None:
-        from .trainer import Trainer
+        from .trainer import Trainer, resolve_device
         self._set_state("running", "loading data and building the networks")
-        trainer = Trainer(self.cfg)
+        with device_lock(resolve_device(self.cfg.device)):
+            trainer = Trainer(self.cfg)
         if trainer.device.type == "cpu":
             # Tiny 2D nets gain nothing from intra-op threads, and OpenMP spinning collapses throughput when
             # cores are shared (measured: 45 vs 6 steps/s on a loaded 2-core box). Set for image runs too: torch
@@ -332,7 +334,8 @@ class Run:
             # run (or the quality worker) every later image run would otherwise train on one core.
             torch.set_num_threads(1 if trainer.is_2d else CPU_THREADS)
         if self._init_state is not None:
-            trainer.load_state_dict(self._init_state, weights_only=self._init_state.get("_weights_only", False))
+            with device_lock(trainer.device):
+                trainer.load_state_dict(self._init_state, weights_only=self._init_state.get("_weights_only", False))
             self._init_state = None
             with self._lock:   # rows written after the checkpoint (before a crash) are replaced by new ones
                 self._history = [r for r in self._history if r.get("step", 0) <= trainer.step]
@@ -347,12 +350,13 @@ class Run:
         # Automatic cadence for image runs: once an epoch, but not more often than every CHECKPOINT_MIN_S. An MLP
         # GAN's weights + Adam state are 35 MB; writing them every 3 s cost 2-7% of throughput (bench).
         ckpt_min_s = 0.0 if cfg.checkpoint_every or trainer.is_2d else CHECKPOINT_MIN_S
-        if not _weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
-            self._diverged(trainer, None, None, [])
-            return
-        self._publish_snapshot(trainer)
-        if not self._history:
-            self._checkpoint(trainer)
+        with device_lock(trainer.device):
+            if not _weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
+                self._diverged(trainer, None, None, [])
+                return
+            self._publish_snapshot(trainer)
+            if not self._history:
+                self._checkpoint(trainer)
         with self._cond:
             paused = self._paused
         self._set_state("paused" if paused else "running")
@@ -375,43 +379,49 @@ class Run:
                 kind = self._pending.pop(0) if self._pending else None
                 if kind is None and self.state != "running":
                     self._set_state("running")
-            if kind is None:
-                recorded = trainer.train_step()
-            else:
-                recorded = self._single_step(trainer, kind)
-            if recorded:
-                row = trainer.collect()
-                if trainer.nonfinite:
-                    self._diverged(trainer, row, last_good, pending_rows)
-                    return
-                pending_rows.append(row)
-                with self._lock:
-                    self._history.append(row)
-                    if len(self._history) > MAX_HISTORY:
-                        self._history = self._history[:len(self._history) // 2:2] + \
-                            self._history[len(self._history) // 2:]
-                    self.step, self.epoch, self.images_per_s = trainer.step, trainer.epoch, row["images_per_s"]
-                if kind is not None or time.monotonic() - last_flush > 1.0:
+            with device_lock(trainer.device):   # see graphs.device_lock
+                if kind is None:
+                    recorded = trainer.train_step()
+                    if trainer._graph is not None and self.device == str(trainer.device):
+                        self.device = f"{trainer.device} (CUDA graph)"   # shown on the Train page
+                    elif trainer._graph is None and self.device != str(trainer.device):
+                        self.device = str(trainer.device)
+                else:
+                    recorded = self._single_step(trainer, kind)
+                if recorded:
+                    row = trainer.collect()
+                    if trainer.nonfinite:
+                        self._diverged(trainer, row, last_good, pending_rows)
+                        return
+                    pending_rows.append(row)
+                    with self._lock:
+                        self._history.append(row)
+                        if len(self._history) > MAX_HISTORY:
+                            self._history = self._history[:len(self._history) // 2:2] + \
+                                self._history[len(self._history) // 2:]
+                        self.step, self.epoch, self.images_per_s = trainer.step, trainer.epoch, row["images_per_s"]
+                    if kind is not None or time.monotonic() - last_flush > 1.0:
+                        self.store.append_rows("history", pending_rows)
+                        pending_rows, last_flush = [], time.monotonic()
+                else:
+                    self.step, self.epoch = trainer.step, trainer.epoch
+                if kind is not None or trainer.step % snap_every == 0 or trainer.step >= cfg.steps:
+                    self._publish_snapshot(trainer)
+                due = trainer.step % ckpt_every == 0 and time.monotonic() - self._last_ckpt >= ckpt_min_s
+                if due or trainer.step >= cfg.steps:
+                    if not _weights_finite(trainer):
+                        self._diverged(trainer, None, last_good, pending_rows)
+                        return
+                    self._checkpoint(trainer)
+                    last_good = trainer.step
+                if trainer.step >= cfg.steps:
                     self.store.append_rows("history", pending_rows)
-                    pending_rows, last_flush = [], time.monotonic()
-            else:
-                self.step, self.epoch = trainer.step, trainer.epoch
-            if kind is not None or trainer.step % snap_every == 0 or trainer.step >= cfg.steps:
-                self._publish_snapshot(trainer)
-            due = trainer.step % ckpt_every == 0 and time.monotonic() - self._last_ckpt >= ckpt_min_s
-            if due or trainer.step >= cfg.steps:
-                if not _weights_finite(trainer):
-                    self._diverged(trainer, None, last_good, pending_rows)
+                    self._set_state("finished", f"finished {trainer.step} steps")
                     return
-                self._checkpoint(trainer)
-                last_good = trainer.step
-            if trainer.step >= cfg.steps:
-                self.store.append_rows("history", pending_rows)
-                self._set_state("finished", f"finished {trainer.step} steps")
-                return
         self.store.append_rows("history", pending_rows)
-        if _weights_finite(trainer):
-            self._checkpoint(trainer)
+        with device_lock(trainer.device):
+            if _weights_finite(trainer):
+                self._checkpoint(trainer)
         self._set_state("stopped", f"stopped at step {trainer.step}")
 
     def _single_step(self, trainer, kind: str) -> bool:

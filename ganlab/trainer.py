@@ -24,6 +24,7 @@ from .config import LIVE_FIELDS, TrainConfig
 from .data import Dataset, load_dataset
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
+from .graphs import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .snapshots import Snapshot
 
 _INIT_LOCK = threading.Lock()   # model init uses torch's global RNG: seed + build must not interleave
@@ -51,6 +52,16 @@ def resolve_device(name: str = "auto") -> torch.device:
 def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], device: torch.device):
     if name == "adam":
         # fused Adam runs one kernel for all parameters (CPU and CUDA in recent torch): fewer ops per step
+        if device.type == "cuda":
+            # capturable, with the lr a device tensor: a CUDA graph of the step reads lr changes (ganlab.graphs)
+            try:
+                opt = torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), betas=betas,
+                                       fused=True, capturable=True)
+                for group in opt.param_groups:
+                    group["_lr_value"] = float(lr)
+                return opt
+            except (RuntimeError, TypeError, ValueError):
+                pass   # an older torch: fused non-capturable below, and the step runs eagerly
         try:
             return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
         except (RuntimeError, TypeError):
@@ -58,6 +69,22 @@ def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], dev
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, foreach=True)
     return torch.optim.SGD(params, lr=lr, foreach=True)
+
+
+def set_lr(group: dict[str, Any], value: float) -> None:
+    """Set a param group's lr in place: a device tensor (read by a captured step) is filled, not replaced."""
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor):
+        if float(value) != group.get("_lr_value"):   # one small kernel, only when the value changes
+            lr.fill_(value)
+            group["_lr_value"] = float(value)
+    else:
+        group["lr"] = value
+
+
+def lr_value(group: dict[str, Any]) -> float:
+    lr = group["lr"]
+    return group.get("_lr_value", float(lr)) if isinstance(lr, torch.Tensor) else float(lr)
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
@@ -110,6 +137,10 @@ class Trainer:
         self._extent = self._field_extent() if self.is_2d else None
         self._autocast = (self.device.type == "cuda" and cfg.bf16)
         self._fake_for_g: tuple[torch.Tensor, torch.Tensor | None] | None = None   # see step_d(keep_fake)
+        self._graph: StepGraph | None = None    # the captured step on CUDA (ganlab.graphs)
+        self._graph_failed: tuple | None = None   # graph_key of a capture that failed: not tried again
+        self._eager_steps = 0                   # eager steps since the graph was last dropped
+        self.graph_note = why_not(self) or f"eager for the first {WARMUP_STEPS} steps, then one CUDA graph"
 
     # --- sampling ------------------------------------------------------------------------------------
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -135,8 +166,8 @@ class Trainer:
         return x + sigma * torch.randn(x.shape, generator=self.gen, device=self.device)
 
     def _autocast_ctx(self):
-        if self._autocast:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self._autocast:   # no weight-cast cache: a captured step must cast the current weights every replay
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     # --- updates -------------------------------------------------------------------------------------
@@ -145,9 +176,9 @@ class Trainer:
         if self.cfg.lr_decay == "linear":
             decay = max(0.0, 1.0 - self.step / self.cfg.steps)
         for group in self.opt_g.param_groups:
-            group["lr"] = self.cfg.g_lr * decay
+            set_lr(group, self.cfg.g_lr * decay)
         for group in self.opt_d.param_groups:
-            group["lr"] = self.cfg.d_lr * decay
+            set_lr(group, self.cfg.d_lr * decay)
 
     def step_d(self, record: bool = False, keep_fake: bool = False) -> None:
         """One discriminator update. `keep_fake`: the G update that follows reuses these fakes."""
@@ -206,12 +237,54 @@ class Trainer:
         """`d_steps` D updates then one G update. Returns True when this step recorded statistics."""
         self._apply_lr()
         record = (self.step + 1) % self.cfg.stats_every == 0
+        graph = self._step_graph()
+        if graph is not None:
+            graph.replay()
+            self.d_updates += self.cfg.d_steps
+            if record:
+                self._stats.update(graph.stats)
+        elif not self._capture(record):
+            self._eager_step(record)
+            self._eager_steps += 1
+        self.step += 1
+        return record
+
+    def _eager_step(self, record: bool) -> None:
         last = self.cfg.d_steps - 1
         for i in range(self.cfg.d_steps):
             self.step_d(record and i == last, keep_fake=i == last)
         self.step_g(record)
-        self.step += 1
-        return record
+
+    # --- CUDA graph (see ganlab.graphs) ----------------------------------------------------------------
+    def _step_graph(self) -> StepGraph | None:
+        if self._graph is not None and (self._graph.key != graph_key(self) or why_not(self)):
+            self.drop_graph()   # a live edit changed what the captured step does: eager until captured again
+        return self._graph
+
+    def drop_graph(self) -> None:
+        self._graph = None
+        self._eager_steps = 0
+        self.graph_note = why_not(self) or f"eager for {WARMUP_STEPS} steps after a change, then a new CUDA graph"
+
+    def _capture(self, record: bool) -> bool:
+        """Capture the step when it is due. True when this call also did this step's work (its warm-up)."""
+        if self._eager_steps < WARMUP_STEPS or why_not(self) or self._graph_failed == graph_key(self):
+            return False
+        d_updates = self.d_updates
+        try:
+            self._graph = StepGraph(self, lambda: self._eager_step(True))
+            self.graph_note = "one CUDA graph per step"
+        except Exception as e:   # noqa: BLE001 - capture is an optimisation: report it and train eagerly
+            self._graph, self._graph_failed = None, graph_key(self)
+            self.graph_note = f"eager (CUDA graph capture failed: {type(e).__name__}: {str(e)[:120]})"
+            self._fake_for_g = None
+            self.opt_g.zero_grad(set_to_none=True)   # gradients the capture allocated never held values
+            self.opt_d.zero_grad(set_to_none=True)
+            torch.cuda.synchronize(self.device)
+        self.d_updates = d_updates + self.cfg.d_steps   # the warm-up step counts; the capture ran nothing
+        if not record:
+            self._stats.clear()
+        return True
 
     @property
     def epoch(self) -> int:
@@ -237,7 +310,7 @@ class Trainer:
             row["wdist"] = float("nan")
         row.update(step=self.step, epoch=self.epoch, time=time.time(),
                    images_per_s=(self.step - s0) * self.cfg.batch_size / max(now - t0, 1e-9),
-                   lr_g=self.opt_g.param_groups[0]["lr"], lr_d=self.opt_d.param_groups[0]["lr"])
+                   lr_g=lr_value(self.opt_g.param_groups[0]), lr_d=lr_value(self.opt_d.param_groups[0]))
         return row
 
     def set_config(self, cfg: TrainConfig) -> None:
@@ -248,6 +321,7 @@ class Trainer:
             changed = sorted(k for k in fixed if fixed[k] != mine[k])
             raise ValueError(f"only lr, D steps and switches change live; {', '.join(changed)} needs a new run")
         self.cfg = cfg
+        self._step_graph()
 
     # --- snapshots -----------------------------------------------------------------------------------
     def _field_extent(self) -> tuple[float, float]:
@@ -353,7 +427,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimiser state, counters, RNG state."""
         return {"config": self.cfg.to_dict(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                "opt_g": _portable(self.opt_g.state_dict()), "opt_d": _portable(self.opt_d.state_dict()),
+                "step": self.step,
                 "d_updates": self.d_updates, "rng": self.gen.get_state(), "fixed_z": self.fixed_z.cpu(),
                 "fixed_y": self.fixed_y.cpu() if self.fixed_y is not None else None,
                 "score_edges": torch.as_tensor(self._score_edges) if self._score_edges is not None else None}
@@ -365,8 +440,9 @@ class Trainer:
         self._fake_for_g = None   # made by the old weights
         if weights_only:
             return
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        _load_optimizer(self.opt_g, state["opt_g"])
+        _load_optimizer(self.opt_d, state["opt_d"])
+        self.drop_graph()   # the optimiser's state tensors are new: the captured step points at the old ones
         self.step = int(state["step"])
         self.d_updates = int(state["d_updates"])
         try:
@@ -380,3 +456,33 @@ class Trainer:
             self._score_edges = np.asarray(state["score_edges"])
         self._last_collect = (time.perf_counter(), self.step)
 
+
+
+# --- optimiser state that travels between devices ---------------------------------------------------------------
+_OWN_KEYS = ("lr", "_lr_value", "capturable", "fused", "foreach", "differentiable")
+
+
+def _portable(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser state_dict with plain float learning rates (a CUDA lr tensor would not load on a laptop)."""
+    groups = []
+    for g in state["param_groups"]:
+        g = dict(g)
+        g["lr"] = lr_value(g)
+        g.pop("_lr_value", None)
+        groups.append(g)
+    return {**state, "param_groups": groups}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load `state` but keep this optimiser's own lr representation and kernel choice (fused, capturable),
+    which depend on the device the run continues on, not on the one that saved it."""
+    own = [{k: g[k] for k in _OWN_KEYS if k in g} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, keep in zip(opt.param_groups, own):
+        value = lr_value(group)
+        group.update(keep)
+        set_lr(group, value)
+        for p in group["params"]:   # capturable Adam keeps its step count on the parameters' device
+            st = opt.state.get(p, {})
+            if "step" in st and isinstance(st["step"], torch.Tensor) and group.get("capturable"):
+                st["step"] = st["step"].to(device=p.device, dtype=torch.float32)

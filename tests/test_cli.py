@@ -179,3 +179,17 @@ def test_from_checkpoint_refuses_an_unsafe_file(trained, tmp_path, capsys):
     garbage.write_bytes(b"\x00not a checkpoint" * 20)
     one_line_usage_error(in_process(capsys, "train", "--from-checkpoint", str(garbage), "--runs-dir", str(runs)),
                          "not a ganlab checkpoint")
+
+
+def test_a_command_whose_dependency_is_missing_says_so_and_the_others_work():
+    """A GPU box with torch but no plotly still trains, benchmarks and checks lessons; export names the package."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['plotly'] = None; from ganlab.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    env_cmd = [sys.executable, "-c", code]
+    ok = subprocess.run(env_cmd + ["lessons"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "first-gan" in ok.stdout, ok.stderr
+    bad = subprocess.run(env_cmd + ["export", "x"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "needs the Python package 'plotly'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr

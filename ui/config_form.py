@@ -36,7 +36,7 @@ FORM_GROUPS: list[tuple[str, tuple[str, ...]]] = [
                   "lr_decay", "d_dropout")),
     ("More model and optimiser settings", ("image_size", "channels", "dropout", "noise_dist", "g_opt", "d_opt",
                                            "beta1", "beta2", "seed")),
-    ("Hardware and recording", ("device", "bf16", "stats_every", "snapshot_every",
+    ("Hardware and recording", ("device", "bf16", "cuda_graph", "stats_every", "snapshot_every",
                                 "checkpoint_every", "keep_checkpoints", "grid_size")),
 ]
 CHOICES = {"dataset": DATASETS, "model": MODELS, "loss": LOSSES, "g_opt": OPTIMIZERS, "d_opt": OPTIMIZERS,
@@ -46,6 +46,7 @@ FLOAT_STEPS = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.05, "beta2": 0.001, "label
 LABELS = {"g_lr": "G learning rate", "d_lr": "D learning rate", "d_steps": "D steps per G step",
           "g_layers": "G hidden widths", "d_layers": "D hidden widths", "noise_dim": "noise dim (z)",
           "r1_gamma": "R1 gamma", "gp_lambda": "GP lambda", "lr_decay": "LR decay", "bf16": "bf16 autocast",
+          "cuda_graph": "CUDA graphs",
           "data_path": "data path (csv / IDX / folder / zip)"}
 HELP = {"loss": "minimax: the original saturating G loss; nonsaturating: -log D(G(z)); wgan-gp: critic + penalty",
         "steps": "generator updates until the run finishes", "d_steps": "D updates per G update (WGAN-GP uses 5)",
@@ -53,7 +54,8 @@ HELP = {"loss": "minimax: the original saturating G loss; nonsaturating: -log D(
         "instance_noise": "std of noise added to D's inputs, annealed to 0",
         "g_layers": "comma-separated, e.g. 64,64,64",
         "d_layers": "comma-separated, e.g. 64,64,64", "conditional": "feed the class label to G and D",
-        "snapshot_every": "0 = once per epoch (images) / 250 steps (2D)"}
+        "snapshot_every": "0 = once per epoch (images) / 250 steps (2D)",
+        "cuda_graph": "on a CUDA GPU: replay each training step as one captured graph (much faster for small nets)"}
 
 
 def _types() -> dict[str, str]:
