@@ -12,7 +12,8 @@ alternation puts both sides of a ratio under the same load. Loops per preset (sa
   engine    a real `Run` in its thread (stats, snapshots, checkpoints as configured), paused between
             its windows and timed between step boundaries.
 ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine replays graphs and the bare
-loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate. Then: a Run's throughput while 3 threads draw
+loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate.
+Then: a Run's throughput while 3 threads draw
 it at 1 Hz as live pages do (watched_frac on ring8, the most GIL-bound run; watched_frac_mlp), latent
 regeneration latency while a DCGAN trains, and the ring8 preset's first step, 8/8 modes and 10,000 steps.
 Progress goes to stderr; with --json the last stdout line is one JSON object.
@@ -244,7 +245,8 @@ class _Readers:
                    charts.grads_chart(view.history)]
         if snap is not None and snap.is_2d:
             options.append(charts.scatter_2d_chart(snap))
-        json.dumps(options)
+        for option in options:
+            charts.wire(option)   # what st.echarts_chart serialises for each session
         if snap is not None and not snap.is_2d:
             from PIL import Image
             tile = viz.montage(snap.fake[:64])

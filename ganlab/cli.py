@@ -82,7 +82,8 @@ def _load_extra_commands() -> None:
                 continue
             # a dependency only this command needs (export draws with plotly): the others still work, and
             # this one says what to install instead of the whole CLI failing with a traceback
-            EXTRA_COMMANDS.setdefault(module.rsplit(".", 1)[1], _missing_dependency(module, (e.name or "?").split(".")[0]))
+            package = (e.name or "?").split(".")[0]
+            EXTRA_COMMANDS.setdefault(module.rsplit(".", 1)[1], _missing_dependency(module, package))
 
 
 def _missing_dependency(module: str, package: str) -> Callable[[Any], None]:

@@ -58,13 +58,17 @@ def overlay_chart(runs: Sequence[tuple[str, History]], series: Iterable[tuple[st
     Built on charts.line_chart, so it looks like the Train page's charts and, keyed, updates in place."""
     series = list(series)
     option = charts.line_chart({}, [], title, ytitle)
+    option["dataset"] = []   # one Arrow table per curve: the runs' step axes differ
     lines = []
     for i, (label, hist) in enumerate(runs):
         for key, name, dash in series:
             if not viz.has_values(hist, key):
                 continue   # e.g. D(G(z)) of a run that has not recorded it: no empty legend entry
             colour = colors[i] if colors is not None else run_color(i)
-            line = charts.line_chart(hist, [(key, f"{label}: {name}", colour)], title, ytitle)["series"][0]
+            single = charts.line_chart(hist, [(key, f"{label}: {name}", colour)], title, ytitle)
+            line = single["series"][0]
+            option["dataset"].append(single["dataset"][0])
+            line["datasetIndex"] = len(option["dataset"]) - 1
             line["lineStyle"]["type"] = dash
             lines.append(line)
     marks = list(marks)

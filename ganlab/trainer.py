@@ -22,9 +22,9 @@ import torch
 
 from .config import LIVE_FIELDS, TrainConfig
 from .data import Dataset, load_dataset
+from .graphs import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
-from .graphs import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .snapshots import Snapshot
 
 _INIT_LOCK = threading.Lock()   # model init uses torch's global RNG: seed + build must not interleave

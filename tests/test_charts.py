@@ -4,15 +4,23 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
+
+# the serialiser st.echarts_chart runs for every session (private in Streamlit 1.67, pinned)
+from streamlit.elements.echarts_chart import _normalize_spec, _serialize_option
 
 from ganlab import charts
 from ganlab.snapshots import HISTORY_KEYS, Snapshot
 
 
 def _json(option: dict) -> dict:
-    # allow_nan=False: a NaN anywhere would be invalid JSON for the browser
-    return json.loads(json.dumps(option, allow_nan=False))
+    """The option as the browser gets it, through Streamlit's own serialiser: Arrow tables become named
+    datasets, and the rest must be strict JSON (allow_nan=False: a NaN anywhere would be invalid)."""
+    normalized, datasets = _normalize_spec(option)
+    for entry in option.get("dataset", []):
+        assert isinstance(entry["source"], pa.Table)   # the big arrays travel as Arrow, not as JSON lists
+    return json.loads(_serialize_option(normalized))
 
 
 def _history(n: int) -> dict[str, np.ndarray]:
@@ -37,19 +45,21 @@ def test_line_chart_gaps_for_nan_and_log_zero():
     h = _history(4)
     h["loss_g"] = np.array([1.0, np.nan, 2.0, 3.0])
     h["grad_d"] = np.array([1.0, 0.0, 1e-7, 2.0])
-    loss = _json(charts.loss_chart(h))
+    loss_opt, grads_opt = charts.loss_chart(h), charts.grads_chart(h)
+    loss = _json(loss_opt)
     assert [s["name"] for s in loss["series"]] == ["D loss", "G loss"]
-    assert loss["series"][1]["data"][1] == [1.0, None]        # NaN -> null: a gap, not a crash
-    grads = _json(charts.grads_chart(h))
+    assert loss["series"][1]["encode"] == {"x": "step", "y": "loss_g"}
+    assert charts.series_rows(loss_opt, 1)[1] == [1, None]      # NaN: a gap, not a crash
+    grads = _json(grads_opt)
     assert grads["yAxis"]["type"] == "log"
-    assert grads["series"][0]["data"][1][1] is None            # 0 cannot sit on a log axis
-    assert grads["series"][0]["data"][2][1] == pytest.approx(1e-7)   # tiny gradients keep their digits
+    assert charts.series_rows(grads_opt, 0)[1][1] is None        # 0 cannot sit on a log axis
+    assert charts.series_rows(grads_opt, 0)[2][1] == pytest.approx(1e-7)   # tiny gradients keep their digits
     assert loss["animation"] is False
 
 
 def test_line_chart_thins_long_histories():
     opt = charts.scores_chart(_history(5000), "D(x) = P(real)")
-    data = opt["series"][0]["data"]
+    data = charts.series_rows(opt, 0)
     assert len(data) <= charts.LIVE_POINTS + 1 and data[-1][0] == 4999
     assert opt["yAxis"]["name"] == "D(x) = P(real)"
     assert [s["name"] for s in charts.wdist_chart(_history(3))["series"]] == ["W estimate"]
@@ -64,15 +74,18 @@ def test_hist_chart_counts_and_labels():
 
 def test_layered_2d_chart_layers_and_alignment():
     snap = _snap()
-    opt = _json(charts.layered_2d_chart(snap, side=200))
+    raw = charts.layered_2d_chart(snap, side=200)
+    opt = _json(raw)
     names = [s["name"] for s in opt["series"]]
     assert names == ["D", "real", "G manifold", "fake", "G's gradient"]
     # heatmap on a hidden category grid under the value grid: both grids at the same place
     assert opt["grid"][0] == opt["grid"][1] == {"left": 45, "top": charts.MARGIN["top"], "width": 200, "height": 200}
     assert opt["xAxis"][1]["min"] == -2.5 and opt["xAxis"][1]["max"] == 2.5   # half a cell beyond the centres
-    heat = opt["series"][0]
-    assert len(heat["data"]) == 25
-    assert heat["data"][1] == [1, 0, 0.0417] and heat["data"][5] == [0, 1, 0.208]   # [column i, row j, field[j, i]]
+    heat = charts.series_rows(raw, 0)
+    assert len(heat) == 25 and opt["series"][0]["encode"] == {"x": "i", "y": "j", "value": "v"}
+    assert heat[1][:2] == [1, 0] and heat[1][2] == pytest.approx(1 / 24)   # [column i, row j, field[j, i]]
+    assert heat[5][:2] == [0, 1] and heat[5][2] == pytest.approx(5 / 24)
+    assert len(charts.series_rows(raw, 1)) == 10 and len(charts.series_rows(raw, 3)) == 20   # real, fake
     assert opt["visualMap"]["min"] == 0.0 and opt["visualMap"]["max"] == 1.0
     manifold = opt["series"][2]["data"]
     assert len(manifold) == 2 + 3                                 # grid rows and columns as polylines
@@ -84,10 +97,11 @@ def test_layered_2d_chart_layers_and_alignment():
 
 def test_layered_2d_chart_critic_scale_and_outside_points():
     fake = np.array([[0.0, 0.0], [30.0, 40.0], [np.nan, 1.0]], dtype=np.float32)
-    opt = _json(charts.layered_2d_chart(_snap(fake, "critic score"), {"field", "fake"}))
+    raw = charts.layered_2d_chart(_snap(fake, "critic score"), {"field", "fake"})
+    opt = _json(raw)
     assert opt["visualMap"]["min"] == 0.0 and opt["visualMap"]["max"] == 1.0   # the field's own range
     assert opt["visualMap"]["text"] == ["high", "low"]
-    assert opt["series"][1]["data"] == [[0.0, 0.0], [30.0, 40.0]]              # NaN point dropped
+    assert charts.series_rows(raw, 1) == [[0.0, 0.0], [30.0, 40.0]]           # NaN point dropped
     assert opt["title"]["subtext"] == "2 of 3 fake points outside the view"
     assert _json(charts.scatter_2d_chart(_snap()))["title"]["subtext"] == ""
 
@@ -99,3 +113,13 @@ def test_square_size_and_latent_chart():
                                        others=np.ones((2, 2)), path=np.zeros((3, 2)), path_name="slerp"))
     assert [s["name"] for s in opt["series"]] == ["real", "other z", "slerp", "your z"]
     assert opt["series"][-1]["data"] == [[1.0, 2.0]] and opt["xAxis"]["min"] == -3.0
+
+
+def test_wire_matches_what_streamlit_sends():
+    """charts.wire (the benchmark's model of serving a chart) sends what st.echarts_chart sends."""
+    option = charts.layered_2d_chart(_snap())
+    spec, tables = charts.wire(option)
+    normalized, datasets = _normalize_spec(option)
+    assert sorted(len(t) for t in tables) == sorted(len(b) for b in datasets.values())
+    assert abs(len(spec) - len(_serialize_option(normalized))) < 200   # dataset names differ in length only
+    assert json.loads(spec)["series"][0]["encode"] == {"x": "i", "y": "j", "value": "v"}

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ganlab import compare
+from ganlab import charts, compare
 from ganlab.snapshots import Snapshot
 
 
@@ -41,9 +41,10 @@ def test_overlay_draws_each_run_in_its_colour_and_skips_empty_series():
     colours = [s["lineStyle"]["color"] for s in lines]
     assert colours[0] == colours[1] != colours[2] == colours[3]
     assert [s["lineStyle"]["type"] for s in lines[:2]] == ["solid", "dashed"]
-    assert lines[2]["data"] == [[1.0, 3.0], [2.0, 4.0]]
+    assert charts.series_rows(opt, 2) == [[1, 3.0], [2, 4.0]]
+    assert len({s["datasetIndex"] for s in lines}) == 4          # each curve reads its own run's table
     assert lines[0]["markLine"]["data"] == [{"name": "x", "xAxis": 1}]
-    json.dumps(opt, allow_nan=False)                              # valid JSON: NaN became null
+    json.loads(charts.wire(opt)[0])                                # valid JSON (NaN travels inside Arrow)
     scores = compare.scores_overlay([("a", hist([1, 2], [1, 2]))])
     assert [s["name"] for s in scores["series"]] == ["a: D(x) real"]   # d_fake is all NaN: no empty series
 
@@ -57,8 +58,8 @@ def test_score_axis_label_says_when_runs_score_differently():
 
 def test_branch_chart_has_parent_and_grafted_child():
     opt = compare.branch_chart("p", hist([10, 20, 30], [1, 2, 3]), "c", hist([25], [9]), 20)
-    child_d = next(s for s in opt["series"] if s["name"] == "c: D loss")
-    assert [x for x, _ in child_d["data"]] == [20, 25] and "step 20" in opt["title"]["text"]
+    (i,) = [k for k, s in enumerate(opt["series"]) if s["name"] == "c: D loss"]
+    assert [x for x, _ in charts.series_rows(opt, i)] == [20, 25] and "step 20" in opt["title"]["text"]
     opt = compare.branch_chart("p", hist([10], [1]), "c", hist([25], [9]), 20, colors=("#111111", "#222222"))
     assert [s["lineStyle"]["color"] for s in opt["series"]] == ["#111111"] * 2 + ["#222222"] * 2
 

@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
+from engine_util import wait_for
 
 from ganlab.config import ConfigError, TrainConfig, get_preset
 from ganlab.graphs import WARMUP_STEPS
 from ganlab.runs import RunRegistry
 from ganlab.trainer import Trainer, lr_value
-from engine_util import wait_for
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -57,7 +57,8 @@ def test_graphed_training_equals_eager_training(preset):
     kernels add in a varying order on a GPU, so two eager runs already differ slightly (measured 1e-3 after 40
     DCGAN steps): the graphed run must be no further from eager than eager is from itself."""
     cfg = get_preset(preset).config(steps=200, device="cuda")
-    graphed, eager, eager2 = Trainer(cfg), Trainer(cfg.replace(cuda_graph=False)), Trainer(cfg.replace(cuda_graph=False))
+    eager_cfg = cfg.replace(cuda_graph=False)
+    graphed, eager, eager2 = Trainer(cfg), Trainer(eager_cfg), Trainer(eager_cfg)
     rows = {0: [], 1: []}
     for _ in range(40):
         for key, t in enumerate((graphed, eager, eager2)):

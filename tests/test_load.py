@@ -9,7 +9,6 @@ during windows with readers, less that during windows without, stays under 50 MB
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from streamlit.elements.echarts_chart import _normalize_spec, _serialize_option  # private in 1.67 (pinned)
 from streamlit.testing.v1 import AppTest
 
 from ganlab import viz
@@ -60,8 +60,8 @@ def wait_for(pred, what: str, timeout: float = 60.0) -> None:
 def page_work(run: Run, page: str) -> int:
     """What one session's live refresh does for a 2D run, in this process as Streamlit would: read the run,
     take the chart options from the pages' shared cache (ui.common.chart_option: one build per new row or
-    snapshot for all sessions), and serialise them to JSON for this session's browser (st.echarts_chart
-    does that per session). Returns the bytes sent."""
+    snapshot for all sessions), and serialise them for this session's browser with the serialiser
+    st.echarts_chart runs per session (JSON spec + Arrow datasets). Returns the bytes sent."""
     v = run.view()
     h, snap = v.history, v.latest
     hv = history_version(v)
@@ -73,7 +73,11 @@ def page_work(run: Run, page: str) -> int:
         sv = snapshot_version(v, snap)
         options = [chart_option("layered_2d_chart", sv, snap, layers=tuple(sorted(viz.LAYERS_2D))),
                    chart_option("hist_chart", sv, snap)]
-    return sum(len(json.dumps(o, separators=(",", ":"))) for o in options)
+    sent = 0
+    for o in options:
+        normalized, datasets = _normalize_spec(o)
+        sent += len(_serialize_option(normalized)) + sum(len(b) for b in datasets.values())
+    return sent
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from apptest_util import echarts
 from streamlit.testing.v1 import AppTest
 
+from ganlab.charts import series_rows
 from ganlab.config import get_preset
 from ganlab.runs import RunRegistry, get_registry
 
@@ -78,11 +80,6 @@ def button(at: AppTest, label: str):
 def specs(at: AppTest) -> list[dict]:
     """Plotly figures (the 2D views) as JSON."""
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def echarts(at: AppTest) -> list[dict]:
-    """ECharts options (the overlaid curves) as JSON."""
-    return [json.loads(el.proto.spec) for el in at.get("echarts_chart")]
 
 
 # --- empty ------------------------------------------------------------------------------------------------------
@@ -177,8 +174,8 @@ def test_branch_button_creates_a_child_run_that_compare_draws(with_runs):
     at = no_exception(page(COMPARE, run_id=child_id))
     assert sorted(at.multiselect(key="compare.ids").value) == sorted([rid, child_id])
     branch = [c for c in echarts(at) if "branched from alpha at step 20" in c["title"]["text"]]
-    child_curve = next(line for line in branch[0]["series"] if line["name"] == "alpha @20: G loss")
-    assert [x for x, _ in child_curve["data"]] == [20, 25, 30]     # drawn from the branch point on
+    (i,) = [k for k, line in enumerate(branch[0]["series"]) if line["name"] == "alpha @20: G loss"]
+    assert [x for x, _ in series_rows(branch[0], i)] == [20, 25, 30]     # drawn from the branch point on
 
 
 def test_branch_refuses_too_few_steps(with_runs):
