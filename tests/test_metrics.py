@@ -131,7 +131,8 @@ def test_classifier_is_accurate_cached_and_frozen(mnist_classifier, classifier_c
     assert not any(p.requires_grad for p in mnist_classifier.parameters())
     assert get_classifier("mnist", classifier_cache) is mnist_classifier      # process cache
     files = sorted(p.name for p in classifier_cache.iterdir())
-    assert files == ["mnist-classifier-v1.json", "mnist-classifier-v1.safetensors"]
+    v = metrics.CLASSIFIER_VERSION
+    assert files == [f"mnist-classifier-v{v}.json", f"mnist-classifier-v{v}.safetensors"]
     # A new process (simulated by clearing the memory cache) loads the same weights from disk.
     key = next(k for k, v in metrics._CACHE.items() if v is mnist_classifier)
     del metrics._CACHE[key]
