@@ -1,8 +1,9 @@
 """One whole training step (D updates, G update, statistics) captured as a CUDA graph and replayed.
 
-A small GAN on a GPU is limited by Python and kernel launches, not arithmetic: a ring8 step is ~150 small kernels,
-each a few microseconds of GPU work behind ~10 us of Python. Replaying the captured step launches them all at
-once. The trainer runs its first steps eagerly (the first step never waits for a capture), then captures on a
+A small GAN on a GPU is limited by Python and kernel launches, not arithmetic: a step is a few hundred small
+kernels, each a few microseconds of GPU work behind more microseconds of Python. Replaying the captured step
+launches them all at once: on an H100 the same trainer ran ring8 9-13x and the MNIST MLP and DCGAN 5-7x faster
+than eagerly (bench graph_speedup_*). The trainer runs its first steps eagerly (the first step never waits for a capture), then captures on a
 later step; the capture itself costs about one eager step and runs no kernels. Anything the graph cannot hold
 falls back to eager with the reason in `Trainer.graph_note`.
 
