@@ -8,7 +8,8 @@ alternation puts both sides of a ratio under the same load. Loops per preset (sa
   trainer   `Trainer.train_step` + `collect` on the main thread, as the engine calls them (on CUDA: replaying
             one captured CUDA graph per step after a few eager steps, ganlab.graphs);
   eager     the same with `cuda_graph` off (CUDA only): graph_speedup_* = trainer / eager;
-  bare      the trainer's nets, optimisers and in-memory batches, nothing else (no stats, lr, thread);
+  bare      the trainer's nets, optimisers, in-memory batches and D objective (with R1 / gradient penalty),
+            nothing else (no stats, lr, thread);
   engine    a real `Run` in its thread (stats, snapshots, checkpoints as configured), paused between
             its windows and timed between step boundaries.
 ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine replays graphs and the bare
@@ -39,6 +40,7 @@ import torch
 from .cli import EXTRA_COMMANDS
 from .config import TrainConfig, get_preset
 from .data import Dataset, load_dataset
+from .losses import gradient_penalty, r1_penalty
 from .metrics import mode_stats
 from .models import build_models
 from .runs import Run, RunRegistry
@@ -114,6 +116,10 @@ def bare_step(t: Trainer) -> int:
         with torch.set_grad_enabled(i == cfg.d_steps - 1):   # G's update reuses the last fakes, as Trainer does
             fake = t.G(torch.randn(bs, cfg.noise_dim, device=dev))
         loss_d = t.loss.d_loss(t.D(real), t.D(fake.detach()))
+        if t.loss.gradient_penalty and cfg.gp_lambda > 0:   # the same objective as the trainer's (ring8: R1)
+            loss_d = loss_d + cfg.gp_lambda * gradient_penalty(t.D, real, fake.detach())
+        if cfg.r1_gamma > 0:
+            loss_d = loss_d + cfg.r1_gamma * r1_penalty(t.D, real)
         t.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         t.opt_d.step()
