@@ -3,9 +3,9 @@
 A small GAN on a GPU is limited by Python and kernel launches, not arithmetic: a step is a few hundred small
 kernels, each a few microseconds of GPU work behind more microseconds of Python. Replaying the captured step
 launches them all at once: on an H100 the same trainer ran ring8 9-13x and the MNIST MLP and DCGAN 5-7x faster
-than eagerly (bench graph_speedup_*). The trainer runs its first steps eagerly (the first step never waits for a capture), then captures on a
-later step; the capture itself costs about one eager step and runs no kernels. Anything the graph cannot hold
-falls back to eager with the reason in `Trainer.graph_note`.
+than eagerly (bench graph_speedup_*). The trainer runs its first steps eagerly (the first step never waits for
+a capture), then captures on a later step; the capture itself costs about one eager step and runs no kernels.
+Anything the graph cannot hold falls back to eager with the reason in `Trainer.graph_note`.
 
 What a captured step bakes in (`graph_key`): the D steps, the loss and its switches. A live edit of one of them
 drops the graph and the next steps run eagerly until it is captured again. Learning rates are tensors that the

@@ -382,10 +382,9 @@ class Run:
             with device_lock(trainer.device):   # see graphs.device_lock
                 if kind is None:
                     recorded = trainer.train_step()
-                    if trainer._graph is not None and self.device == str(trainer.device):
-                        self.device = f"{trainer.device} (CUDA graph)"   # shown on the Train page
-                    elif trainer._graph is None and self.device != str(trainer.device):
-                        self.device = str(trainer.device)
+                    shown = f"{trainer.device} (CUDA graph)" if trainer.graphed else str(trainer.device)
+                    if self.device != shown:   # the Train page's Device
+                        self.device = shown
                 else:
                     recorded = self._single_step(trainer, kind)
                 if recorded:

@@ -261,6 +261,11 @@ class Trainer:
             self.drop_graph()   # a live edit changed what the captured step does: eager until captured again
         return self._graph
 
+    @property
+    def graphed(self) -> bool:
+        """True while steps replay a captured CUDA graph."""
+        return self._graph is not None
+
     def drop_graph(self) -> None:
         self._graph = None
         self._eager_steps = 0
