@@ -16,10 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+import engine_util
 import numpy as np
 import pytest
 import torch
-from engine_util import wait_for
+from engine_util import TIMEOUT, wait_for
 
 from ganlab import trainer as trainer_mod
 from ganlab.config import TrainConfig
@@ -29,13 +30,8 @@ from ganlab.store import load_checkpoint, read_jsonl
 
 torch.set_num_threads(1)
 
-TIMEOUT = 60.0
-TINY = dict(dataset="ring8", g_layers=(8,), d_layers=(8,), noise_dim=2, batch_size=16, lr_decay="none",
-            stats_every=1, snapshot_every=20, checkpoint_every=10, grid_size=2, steps=1_000_000, device="cpu")
-
-
 def tiny(**changes) -> TrainConfig:
-    return TrainConfig(**{**TINY, **changes})
+    return engine_util.tiny(**{"checkpoint_every": 10, **changes})   # faults need a recent good checkpoint
 
 
 def ended(run: Run) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from engine_util import wait_for
 from streamlit.elements.echarts_chart import _normalize_spec, _serialize_option  # private in 1.67 (pinned)
 from streamlit.testing.v1 import AppTest
 
@@ -46,15 +47,6 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def wait_for(pred, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def page_work(run: Run, page: str) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_util import wait_for
+from engine_util import TIMEOUT, tiny, wait_for
 
 from ganlab.config import TrainConfig
 from ganlab.runs import FINAL, Run, RunRegistry, get_registry
@@ -22,15 +22,6 @@ from ganlab.store import load_checkpoint
 from ganlab.trainer import Trainer
 
 torch.set_num_threads(1)
-
-TIMEOUT = 60.0
-TINY = dict(dataset="ring8", g_layers=(8,), d_layers=(8,), noise_dim=2, batch_size=16, lr_decay="none",
-            stats_every=1, snapshot_every=20, checkpoint_every=50, grid_size=2, steps=1_000_000, device="cpu")
-
-
-def tiny(**changes) -> TrainConfig:
-    return TrainConfig(**{**TINY, **changes})
-
 
 def rows(run: Run) -> int:
     return len(run.view(with_snapshots=False).history["step"])
