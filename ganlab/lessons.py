@@ -342,7 +342,7 @@ def _image_scores(trainer, conditional: bool) -> dict[str, float]:
 
     classifier = get_classifier("mnist")
     gen = torch.Generator().manual_seed(1234)      # the same z at every evaluation: changes come from G
-    z = torch.randn(EVAL_SAMPLES, trainer.cfg.noise_dim, generator=gen).to(trainer.device)
+    z = trainer.G.noise(EVAL_SAMPLES, gen).to(trainer.device)
     y = (torch.arange(EVAL_SAMPLES) % trainer.data.num_classes).to(trainer.device) if conditional else None
     fake = trainer.generate(z, y).cpu()
     real_idx = torch.randperm(len(trainer.data.x), generator=torch.Generator().manual_seed(0))[:EVAL_SAMPLES]

@@ -40,7 +40,10 @@ def use_generator(module: nn.Module, generator: torch.Generator) -> None:
 
 
 class Generator(nn.Module):
-    """Base: holds the label embedding and checks the noise shape at the public entry point."""
+    """Base: holds the label embedding, draws noise from its prior and checks the noise shape at the public
+    entry point."""
+
+    noise_dist = "normal"          # the prior of z: "normal" N(0, I) or "uniform" U(-1, 1); build_models sets it
 
     def __init__(self, noise_dim: int, num_classes: int, sample_shape: tuple[int, ...]):
         super().__init__()
@@ -49,6 +52,14 @@ class Generator(nn.Module):
         self.sample_shape = tuple(sample_shape)
         self.embed = nn.Embedding(num_classes, LABEL_EMBED) if num_classes else None
         self.in_dim = noise_dim + (LABEL_EMBED if num_classes else 0)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n noise vectors (n, noise_dim) from this G's prior, on the generator's device (else on G's). Every
+        sampler uses this, so quality measures and checks see the z that training saw."""
+        dev = generator.device if generator is not None else next(self.parameters()).device
+        if self.noise_dist == "uniform":
+            return torch.rand(n, self.noise_dim, generator=generator, device=dev) * 2 - 1
+        return torch.randn(n, self.noise_dim, generator=generator, device=dev)
 
     def _input(self, z: Tensor, y: Tensor | None) -> Tensor:
         assert z.dim() == 2 and z.shape[1] == self.noise_dim, f"z must be (N, {self.noise_dim}), got {tuple(z.shape)}"
@@ -212,10 +223,11 @@ def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: i
         # checkpoint's D must load into the D that a changed r1_gamma builds. R1 through BN still regularises.
         bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp")
         d: Discriminator = DCGANDiscriminator(cfg.channels, sample_shape, classes, cfg.spectral_norm, bn)
-        return g, d
-    if cfg.model == "dense-dropout":
-        g = DenseDropoutGenerator(cfg.noise_dim, cfg.g_layers[0], cfg.dropout, sample_shape, classes)
     else:
-        g = MLPGenerator(cfg.noise_dim, cfg.g_layers, sample_shape, classes, image=image)
-    d = MLPDiscriminator(cfg.d_layers, sample_shape, classes, cfg.d_dropout, cfg.spectral_norm)
+        if cfg.model == "dense-dropout":
+            g = DenseDropoutGenerator(cfg.noise_dim, cfg.g_layers[0], cfg.dropout, sample_shape, classes)
+        else:
+            g = MLPGenerator(cfg.noise_dim, cfg.g_layers, sample_shape, classes, image=image)
+        d = MLPDiscriminator(cfg.d_layers, sample_shape, classes, cfg.d_dropout, cfg.spectral_norm)
+    g.noise_dist = cfg.noise_dist
     return g, d

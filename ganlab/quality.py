@@ -85,7 +85,7 @@ class QualityWorker:
 def evaluate_images(run, step: int, g: torch.nn.Module, kind: str, real: torch.Tensor, n_classes: int) -> None:
     classifier = get_classifier(kind)
     gen = torch.Generator().manual_seed(1234)   # the same z every time: changes come from G, not from noise
-    z = torch.randn(QUALITY_SAMPLES, g.noise_dim, generator=gen)
+    z = g.noise(QUALITY_SAMPLES, gen)             # from G's own prior (normal or uniform)
     y = torch.arange(QUALITY_SAMPLES) % n_classes if n_classes else None
     with torch.no_grad():
         fake = g(z, y).float()

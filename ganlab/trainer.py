@@ -144,11 +144,7 @@ class Trainer:
 
     # --- sampling ------------------------------------------------------------------------------------
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        gen = generator if generator is not None else self.gen
-        dev = gen.device
-        if self.cfg.noise_dist == "uniform":
-            return torch.rand(n, self.cfg.noise_dim, generator=gen, device=dev) * 2 - 1
-        return torch.randn(n, self.cfg.noise_dim, generator=gen, device=dev)
+        return self.G.noise(n, generator if generator is not None else self.gen)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(self.n, (self.cfg.batch_size,), generator=self.gen, device=self.device)

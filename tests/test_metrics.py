@@ -190,3 +190,24 @@ def test_fashion_without_data_is_a_clear_error(monkeypatch, tmp_path):
         get_classifier("fashion", tmp_path)
     with pytest.raises(ValueError, match="not one of"):
         get_classifier("cifar", tmp_path)
+
+
+def test_image_quality_samples_from_the_runs_prior(split):
+    """A run trained on uniform noise is scored on uniform noise too (it was scored on N(0, I) before)."""
+    from ganlab.models import build_models
+    from ganlab.quality import QUALITY_SAMPLES, evaluate_images
+
+    g, _ = build_models(TrainConfig(dataset="mnist5k", model="mlp", noise_dist="uniform"), (1, 28, 28))
+    seen: list[torch.Tensor] = []
+    g.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+
+    class Sink:
+        rows: list[dict] = []
+
+        def add_quality(self, row):
+            self.rows.append(row)
+
+    evaluate_images(Sink(), 7, g.eval(), "mnist", split[2][:100], 0)
+    assert len(seen) == 1 and tuple(seen[0].shape) == (QUALITY_SAMPLES, g.noise_dim)
+    assert float(seen[0].abs().max()) <= 1.0
+    assert Sink.rows[0]["step"] == 7 and 0 < Sink.rows[0]["classifier_confidence"] <= 1

@@ -166,3 +166,17 @@ def test_build_models_picks_the_configured_classes():
     assert [m.p for m in d.modules() if isinstance(m, nn.Dropout)] == [0.25] * 3
     g, d = build_models(TrainConfig(dataset="mnist5k", model="dcgan", channels=4), (1, 28, 28))
     assert isinstance(g, DCGANGenerator) and isinstance(d, DCGANDiscriminator)
+
+
+@pytest.mark.parametrize("model", ["mlp", "dense-dropout", "dcgan"])
+def test_noise_follows_the_configured_prior(model):
+    shape = (1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    g_uniform, _ = build_models(TrainConfig(dataset="mnist5k", model=model, noise_dist="uniform"), shape)
+    u = g_uniform.noise(2000, gen)
+    assert tuple(u.shape) == (2000, g_uniform.noise_dim)
+    assert u.min() >= -1 and u.max() <= 1 and u.min() < -0.99 and u.max() > 0.99
+    g_normal, _ = build_models(TrainConfig(dataset="mnist5k", model=model), shape)
+    n = g_normal.noise(2000, gen)
+    assert n.abs().max() > 3 and abs(float(n.std()) - 1) < 0.05
+    assert g_normal.noise(5).device == next(g_normal.parameters()).device   # no generator: G's device
