@@ -189,6 +189,12 @@ ganlab scores image samples with a small digit classifier trained on the bundled
 **confidence** $\mathbb E_x \max_y p(y \mid x)$ is high for sharp, digit-like samples, **classes present**
 counts digits drawn by at least a few percent of the samples (a collapsed $G$ draws fewer), and the Fréchet
 distance in the classifier's feature space is the FID formula in a small feature space.
+
+What to expect from 5,000 digits: real held-out digits score about 0.97; this DCGAN climbs to about 0.83 in
+3,000 steps and stays there, with all ten digits drawn evenly. Half its samples are read with confidence
+above 0.9; the lowest quarter are broken strokes and shapes between two digits. $G$ is a continuous map
+from one connected cloud of noise, and the digits are separate islands, so some noise must land between
+them. Giving $G$ the label (the conditional lesson, the same networks) lifts confidence to about 0.93.
 """
 _LATENT = r"""
 $G$ is a smooth function of $z$, so walking from $z_0$ to $z_1$ morphs one sample into another. With
