@@ -54,10 +54,14 @@ def _num(v: float, digits: int = 5) -> float | None:
     return float(f"{v:.{digits}g}") if np.isfinite(v) else None
 
 
-def _points(p: np.ndarray, decimals: int = 3) -> list[list[float]]:
+def _finite_rows(p: np.ndarray) -> np.ndarray:
+    """The rows of a (N, 2) point array without NaN or inf (JSON and ECharts have neither)."""
     p = np.asarray(p, dtype=float)
-    p = p[np.isfinite(p).all(axis=1)]
-    return np.round(p, decimals).tolist()
+    return p[np.isfinite(p).all(axis=1)]
+
+
+def _points(p: np.ndarray, decimals: int = 3) -> list[list[float]]:
+    return np.round(_finite_rows(p), decimals).tolist()
 
 
 def _table(**columns: np.ndarray) -> dict:
@@ -222,8 +226,7 @@ def layered_2d_chart(snapshot, layers: Iterable[str] = LAYERS_2D, side: int = SQ
                     "dataset": datasets, "series": series}
 
     def points_dataset(p: np.ndarray) -> dict:
-        p = np.asarray(p, dtype=float)
-        p = p[np.isfinite(p).all(axis=1)]
+        p = _finite_rows(p)
         datasets.append(_table(x=p[:, 0], y=p[:, 1]))
         return {"datasetIndex": len(datasets) - 1, "encode": {"x": "x", "y": "y"}}
     if has_field:

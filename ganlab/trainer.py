@@ -458,7 +458,6 @@ class Trainer:
         self._last_collect = (time.perf_counter(), self.step)
 
 
-
 # --- optimiser state that travels between devices ---------------------------------------------------------------
 _OWN_KEYS = ("lr", "_lr_value", "capturable", "fused", "foreach", "differentiable")
 
