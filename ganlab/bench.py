@@ -10,7 +10,7 @@ alternation puts both sides of a ratio under the same load. Loops per preset (sa
   eager     the same with `cuda_graph` off (CUDA only): graph_speedup_* = trainer / eager;
   bare      the trainer's nets, optimisers, in-memory batches and D objective (with R1 / gradient penalty),
             nothing else (no stats, lr, thread);
-  engine    a real `Run` in its thread (stats, snapshots, checkpoints as configured), paused between
+  engine    a real `Run` in its worker process (stats, snapshots, checkpoints as configured), paused between
             its windows and timed between step boundaries.
 ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine replays graphs and the bare
 loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate.
@@ -191,38 +191,46 @@ class ExamplesLoop:
         return b
 
 
-# --- runs in their threads -----------------------------------------------------------------------------------
-def _idle(run: Run) -> bool:
-    """True when the run's thread sits in Condition.wait (paused), not merely flagged to pause."""
-    thread = run._thread
-    frame = sys._current_frames().get(thread.ident) if thread is not None else None
-    return frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename.endswith("threading.py")
-
-
+# --- runs in their workers -----------------------------------------------------------------------------------
 def _start_paused(reg: RunRegistry, cfg: TrainConfig, name: str) -> Run:
     run = reg.create(cfg, name, start=True, paused=True)
-    _wait(lambda: run.state == "paused" and _idle(run) or not run.alive)
+    _wait(lambda: run.state == "paused" or not run.alive, timeout=120)
     if not run.alive:
         raise RuntimeError(f"benchmark run {name} ended: {run.state}: {run.message}")
     return run
 
 
+def _rows_after(run: Run, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, times) of the history rows the worker recorded after wall time `t`."""
+    h = run.view(with_snapshots=False).history
+    keep = h["time"] > t
+    return h["step"][keep], h["time"][keep]
+
+
 def _next_step(run: Run, after: int, timeout: float = 120.0) -> tuple[int, float]:
+    """The first recorded step past `after` and the wall time the worker recorded it."""
     _wait(lambda: run.step > after or not run.alive, timeout)
     if not run.alive:
         raise RuntimeError(f"benchmark run ended: {run.state}: {run.message}")
-    return run.step, time.perf_counter()
+    h = run.view(with_snapshots=False).history
+    i = int(np.argmax(h["step"] > after))
+    return int(h["step"][i]), float(h["time"][i])
 
 
 def _engine_window(run: Run, seconds: float) -> float:
-    """Samples/s of a paused run resumed for about `seconds`, between step boundaries; paused again after."""
+    """Samples/s of a paused run resumed for about `seconds`, from the rows its worker recorded (step and
+    wall time of each), skipping the first second; paused again after."""
     run.resume()
-    s0, t0 = _next_step(run, run.step)          # the first step after resuming is warm-up
-    time.sleep(seconds)
-    s1, t1 = _next_step(run, run.step)
+    _wait(lambda: run.state == "running" or not run.alive)
+    t0 = time.time() + min(1.0, seconds / 3)   # the first steps after resuming are warm-up
+    time.sleep(seconds + 1.0)
     run.pause()
-    _wait(lambda: _idle(run))
-    return (s1 - s0) * run.cfg.batch_size / (t1 - t0)
+    _wait(lambda: run.state == "paused" or not run.alive)
+    time.sleep(0.1)
+    steps, times = _rows_after(run, t0)
+    if len(steps) < 2:
+        raise RuntimeError(f"benchmark window recorded {len(steps)} rows: raise stats frequency or the window")
+    return float(steps[-1] - steps[0]) * run.cfg.batch_size / max(float(times[-1] - times[0]), 1e-9)
 
 
 class _Readers:
@@ -369,8 +377,9 @@ def ring8_timeline(reg: RunRegistry, plan: Plan, device: torch.device, out: dict
     wall0, t0 = time.time(), time.perf_counter()
     run = reg.create(cfg, "bench-ring8-preset")
     try:
-        s_first, t_first = _next_step(run, 0, timeout=60)
-        out["first_step_s"] = round(t_first - t0, 3)
+        s_first, w_first = _next_step(run, 0, timeout=60)
+        out["first_step_s"] = round(w_first - wall0, 3)   # click to first recorded step, worker start included
+        t_first = t0 + (w_first - wall0)
         seen: set[int] = set()
         covered = None
         while covered is None and run.alive and time.perf_counter() - t0 < plan.ring8_cap_s:

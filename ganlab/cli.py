@@ -114,7 +114,7 @@ def cmd_presets(args) -> int:
 
 def cmd_runs(args) -> int:
     from .runs import RunRegistry
-    reg = RunRegistry(args.runs_dir) if args.runs_dir else RunRegistry()
+    reg = RunRegistry(args.runs_dir, executor="thread")
     rows = []
     for run in reg.list():
         v = run.view(with_snapshots=False)
@@ -159,8 +159,10 @@ def _train_source(args, reg) -> tuple[TrainConfig, dict | None, Any, dict | None
 def cmd_train(args) -> int:
     from .quality import default_quality_fn, wait_idle
     from .runs import RunRegistry
+    from .states import RunState
     runs_dir = args.runs_dir or (str(Path(args.resume).parent) if args.resume else None)
-    reg = RunRegistry(runs_dir, max_active=1, quality_fn=default_quality_fn)
+    # The CLI is its own process: its worker runs in a thread here (the app starts worker processes).
+    reg = RunRegistry(runs_dir, max_active=1, quality_fn=default_quality_fn, executor="thread")
     cfg, state, run, parent = _train_source(args, reg)
     changes: dict[str, Any] = {}
     if args.steps is not None:
@@ -171,10 +173,12 @@ def cmd_train(args) -> int:
     if run is None:
         run = reg.create(cfg, args.name or args.preset or "run", parent=parent, init_state=state, start=False)
     else:
-        reg._runs[run.id] = run
         run.cfg = cfg
         run.store.write_config(cfg)
-        run.state = "stopped" if run.state not in ("stopped", "interrupted") else run.state
+        if run.alive:
+            raise UsageError(f"--resume: {run.id} is being trained by another process")
+        if RunState.parse(run.state, RunState.INTERRUPTED) is RunState.FINISHED and cfg.steps > run.step:
+            run.store.update_status(state=RunState.STOPPED.value)   # extending a finished run: more steps
     start = time.time()
     run.start()
     try:

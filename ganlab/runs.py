@@ -1,46 +1,46 @@
-"""Runs in background threads, and the process-wide registry that holds them.
+"""Runs as the web tier and the CLI see them: a view of a run directory, and commands for its worker.
 
-A `Run` owns one run directory and (while it trains) one daemon thread driving a `Trainer`. Readers (any
-number of pages, sessions and threads) call `view()`, which returns plain CPU data copied under a lock; they
-never touch the trainer's tensors. The latent explorer calls `generate()`, which uses a private copy of G's
-weights in eval mode, refreshed at each snapshot, so it never races the optimiser.
+The web tier holds no training state. A run trains in a worker (ganlab.worker) that an executor starts
+(ganlab.executor: a process by default, a Ray actor, or a thread for the CLI); the worker writes the run
+directory and reads commands from it (ganlab.control). So any number of server processes can show and
+command the same runs, a worker that crashes takes only its run down, and training never shares an
+interpreter with page reruns.
 
-Commands (start, pause, resume, stop, step) only set flags under a condition variable; the thread acts on
-them between updates, so they can be pressed in any order, from any thread, at any speed.
+`Run.view()` returns plain CPU data for drawing, refreshed from disk at most every SYNC_S and read
+incrementally (only rows and snapshots new since the last look). `Run.generate()` runs the latent explorer
+on G's weights from generator.pt, reloaded only when the worker has published a newer copy.
 """
 from __future__ import annotations
 
 import atexit
-import copy
 import os
+import signal
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from .config import LIVE_FIELDS, TrainConfig
-from .graphs import device_lock
+from . import control
+from .config import TrainConfig
+from .executor import get_executor, shutdown_all
 from .snapshots import HISTORY_KEYS, Snapshot
+from .states import ACTIVE, BRANCH, FINAL, LIVE, RESUMABLE, RunState  # noqa: F401 - re-exported
 from .store import RunStore, StoreError, clean_name, default_runs_dir, load_checkpoint, safe_run_dir
 
-ACTIVE = ("queued", "running", "paused", "created")
-FINAL = ("finished", "stopped", "diverged", "failed", "interrupted")
-BRANCH_FIELDS = (*LIVE_FIELDS, "steps", "loss")   # what a branch may change (see RunRegistry.branch)
+BRANCH_FIELDS = BRANCH
 MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (the file keeps all)
 MAX_SNAPSHOTS = 120        # snapshots kept in memory; older ones thinned 2:1 (disk keeps them)
-SNAPSHOT_EVERY_2D = 250
-CHECKPOINT_EVERY_2D = 1000
-CHECKPOINT_MIN_S = 30.0
-CPU_THREADS = torch.get_num_threads()   # intra-op threads of image runs on CPU: torch's default, read at import
+SYNC_S = 0.1               # a run re-reads its directory at most this often, however many pages look
+LAUNCH_GRACE_S = 30.0      # a worker launched this recently may not hold its lock yet
+HOST = socket.gethostname()
 
 INTERRUPTED = "the process training this run ended; Resume continues from the last checkpoint"
-
-# quality_fn(run, snapshot, g_copy, trainer) -> measures now, or None (it may call run.add_quality later)
-QualityFn = Callable[..., "dict[str, float] | None"]
 
 
 @dataclass
@@ -66,183 +66,302 @@ class RunView:
 
     @property
     def active(self) -> bool:
-        return self.state in ("queued", "running")
+        return RunState.parse(self.state, RunState.INTERRUPTED).training
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 class Run:
-    def __init__(self, store: RunStore, cfg: TrainConfig, registry: "RunRegistry | None" = None,
-                 init_state: dict | None = None):
+    """One run directory, followed from disk; commands go to its worker."""
+
+    def __init__(self, store: RunStore, cfg: TrainConfig, registry: "RunRegistry | None" = None):
         self.store = store
         self.id = store.run_id
         self.cfg = cfg
         self.registry = registry
-        status = store.read_status()
-        self.name = status.get("name", self.id)
-        self.parent = status.get("parent")
-        self.created = status.get("created", time.time())
-        self.state = status.get("state", "created")
-        self.message = status.get("message", "")
-        self.step = int(status.get("step", 0))
-        self.epoch = int(status.get("epoch", 0))
-        self.device = status.get("device", "")
-        self.images_per_s = 0.0
-        self._init_state = init_state         # checkpoint state to continue from (resume / branch)
-        self._lock = threading.Lock()         # guards the published data below
-        self._cond = threading.Condition()    # guards commands
-        self._paused = False
-        self._stop = False
-        self._pending: list[str] = []         # single-step requests: "d", "g", "both"
-        self._thread: threading.Thread | None = None
-        self._history: list[dict[str, float]] = []
-        self._snapshots: list[Snapshot] = []
-        self._quality: list[dict[str, Any]] = []
-        self._live_cfg: TrainConfig | None = None
-        self._g_copy: torch.nn.Module | None = None
-        self._g_lock = threading.Lock()
-        self._trainer = None
+        self._status: dict[str, Any] = {}
+        self._sync_lock = threading.Lock()
+        self._cmd_lock = threading.Lock()
+        self._lock = threading.Lock()          # guards the published lists below
         self._synced = 0.0
-        self._last_ckpt = 0.0
-        self._milestone_steps = 0             # set by _train from the checkpoint interval
-        self._columns: tuple | None = None    # history as arrays, see _history_arrays
+        self._history: list[dict[str, float]] = []
+        self._hist_off = 0
+        self._quality: list[dict[str, Any]] = []
+        self._qual_off = 0
+        self._snapshots: list[Snapshot] = []
+        self._snap_mtime = -1
+        self._cfg_mtime = -1
+        self._columns: tuple | None = None     # history as arrays, see _history_arrays
+        self._g: tuple[int, torch.nn.Module] | None = None   # (generator.pt mtime_ns, G)
+        self._g_lock = threading.Lock()
+        self._apply_status(store.read_status())
 
-    # --- construction from disk ----------------------------------------------------------------------
     @classmethod
     def open(cls, path: Path, registry: "RunRegistry | None" = None) -> "Run":
         store = RunStore(path)
         run = cls(store, store.read_config(), registry)
-        run._history = store.read_rows("history")
-        run._quality = store.read_rows("quality")
-        run._snapshots = list(store.iter_snapshots(last=MAX_SNAPSHOTS))
-        if run._history:   # status.json's step is from the last state change; the history may be further on
-            run.step = max(run.step, int(run._history[-1].get("step", 0)))
-            run.epoch = max(run.epoch, int(run._history[-1].get("epoch", 0)))
-        if run.state in ACTIVE and run.state != "created" and not _pid_alive(store.read_status().get("pid")):
-            run.state, run.message = "interrupted", INTERRUPTED
+        run._sync(force=True)
         return run
 
-    # --- commands (any thread) ----------------------------------------------------------------------
-    def start(self, paused: bool = False) -> None:
-        with self._cond:
-            if self._thread is not None and self._thread.is_alive():
+    # --- what the status file says -------------------------------------------------------------------
+    def _apply_status(self, status: dict[str, Any]) -> None:
+        self._status = status
+        name = status.get("name")
+        self.name = name if isinstance(name, str) and name else self.id
+        parent = status.get("parent")
+        self.parent = parent if isinstance(parent, dict) else None
+        created = status.get("created")
+        self.created = float(created) if isinstance(created, (int, float)) else 0.0
+
+    @property
+    def state(self) -> str:
+        self._sync()
+        return RunState.parse(self._status.get("state"), RunState.INTERRUPTED).value
+
+    @property
+    def message(self) -> str:
+        self._sync()
+        msg = self._status.get("message")
+        return msg if isinstance(msg, str) else ""
+
+    @property
+    def step(self) -> int:
+        self._sync()
+        last = self._history[-1].get("step") if self._history else None
+        return max(_int(self._status.get("step")), _int(last))
+
+    @property
+    def epoch(self) -> int:
+        last = self._history[-1].get("epoch") if self._history else None
+        return max(_int(self._status.get("epoch")), _int(last))
+
+    @property
+    def device(self) -> str:
+        dev = self._status.get("device")
+        return dev if isinstance(dev, str) else ""
+
+    @property
+    def images_per_s(self) -> float:
+        v = self._history[-1].get("images_per_s") if self._history else None
+        return float(v) if isinstance(v, (int, float)) else 0.0
+
+    # --- the worker --------------------------------------------------------------------------------------
+    @property
+    def executor(self):
+        return self.registry.executor if self.registry is not None else get_executor()
+
+    @property
+    def alive(self) -> bool:
+        """A worker has this run (it may be queued for a training slot)."""
+        if self.executor.launching(self.id):
+            return True
+        host = self._status.get("host")
+        return control.worker_alive(self.store.path, local=not isinstance(host, str) or host == HOST)
+
+    def _launch_pending(self, status: dict[str, Any]) -> bool:
+        """A worker was launched but has not written its status yet (its pid is not there yet)."""
+        launched = status.get("launched")
+        return status.get("pid") is None and isinstance(launched, (int, float)) and \
+            time.time() - launched < LAUNCH_GRACE_S
+
+    def start(self, paused: bool = False, offset: int | None = None) -> None:
+        """Start a worker for the run (resuming from its last checkpoint when it ended early)."""
+        with self._cmd_lock:
+            if self.alive:
+                if not paused:
+                    control.send(self.store.path, "resume")
                 return
-            if self.state in ("finished", "diverged") and self._init_state is None:
-                raise RuntimeError(f"run is {self.state}; branch or resume it to train more")
-            if self.state in FINAL:   # resume stopped/interrupted/failed runs from their last checkpoint
-                self._init_state = self._latest_checkpoint()
-            self._paused = paused
-            self._stop = False
-            self._thread = threading.Thread(target=self._main, name=f"ganlab-run-{self.id}", daemon=True)
-            self._thread.start()
+            state = RunState.parse(self.store.read_status().get("state"), RunState.INTERRUPTED)
+            if state.final and not state.resumable:
+                raise RuntimeError(f"run is {state}; branch it to train more")
+            launch = uuid.uuid4().hex[:12]
+            offset = control.command_offset(self.store.path) if offset is None else offset
+            status = self.store.update_status(state=RunState.QUEUED.value, message="queued: starting a worker",
+                                              launched=time.time(), launch=launch, host=HOST, pid=None)
+            self._apply_status(status)
+            max_active = self.registry.max_active if self.registry is not None else control.max_active()
+            try:
+                self.executor.start(self.store, offset=offset, paused=paused, max_active=max_active, launch=launch)
+            except Exception as e:
+                self.store.update_status(state=RunState.FAILED.value, message=f"could not start a worker: {e}")
+                raise RuntimeError(f"could not start a worker: {e}") from None
+            self._synced = 0.0
+
+    def _send(self, cmd: str, **args: Any) -> None:
+        try:
+            control.send(self.store.path, cmd, **args)
+        except FileNotFoundError:
+            raise StoreError(f"run {self.name!r} was deleted") from None
 
     def pause(self) -> None:
-        with self._cond:
-            self._paused = True
-            if self.state == "running":
-                self._set_state("paused")
-            self._cond.notify_all()
+        if self.alive:
+            self._send("pause")
 
     def resume(self) -> None:
-        with self._cond:
-            self._paused = False
-            self._cond.notify_all()
-        if self._thread is None or not self._thread.is_alive():
-            if self.state in ("created", "stopped", "interrupted", "paused"):
-                self.start()
+        if self.alive:
+            self._send("resume")
+        elif RunState.parse(self.state, RunState.INTERRUPTED).can_start or self.state in ACTIVE:
+            self.start()
 
     def stop(self, wait: float | None = None) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-            thread = self._thread
-        if wait is not None and thread is not None and thread is not threading.current_thread():
-            thread.join(wait)
+        if not self.alive:
+            return
+        self._send("stop")
+        if wait is not None:
+            self.join(wait)
 
     def request_step(self, kind: str = "both") -> None:
         """One update while paused (or before starting): 'd', 'g' or 'both' (d_steps D updates + one G)."""
         if kind not in ("d", "g", "both"):
             raise ValueError(f"step kind must be d, g or both, got {kind!r}")
-        with self._cond:
-            if len(self._pending) < 100:
-                self._pending.append(kind)
-            self._paused = True
-            self._cond.notify_all()
-        if self._thread is None or not self._thread.is_alive():
-            if self.state not in ("finished", "diverged", "failed"):
-                self.start(paused=True)
+        state = RunState.parse(self.state, RunState.INTERRUPTED)
+        if not state.can_step:
+            raise RuntimeError(f"run is {state}: it cannot take single steps")
+        if self.alive:
+            self._send("step", kind=kind)
+            return
+        offset = control.command_offset(self.store.path)
+        self._send("step", kind=kind)
+        self.start(paused=True, offset=offset)
 
     def update_live(self, **changes: Any) -> TrainConfig:
-        """Change lr, D steps or switches; takes effect on the next step. Raises ConfigError / ValueError."""
-        bad = sorted(set(changes) - set(LIVE_FIELDS))
+        """Change lr, D steps or switches; takes effect at the worker's next step. Raises ConfigError / ValueError."""
+        bad = sorted(set(changes) - set(LIVE))
         if bad:
-            raise ValueError(f"{bad[0]} cannot change during a run (live: {', '.join(LIVE_FIELDS)})")
+            raise ValueError(f"{bad[0]} cannot change during a run (live: {', '.join(LIVE)})")
         new = self.cfg.replace(**changes)
-        with self._cond:
-            self.cfg = new
-            self._live_cfg = new
-        self.store.write_config(new)
+        try:
+            self.store.write_config(new)
+        except FileNotFoundError:
+            raise StoreError(f"run {self.name!r} was deleted") from None
+        self.cfg = new
+        if self.alive:
+            self._send("edit", changes=changes)
         return new
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until no worker has the run (or `timeout` s)."""
+        if self.executor.name == "thread":
+            self.executor.join(self.id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.alive and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.02)
+        self._synced = 0.0
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    # --- reading -------------------------------------------------------------------------------------------
+    def _sync(self, force: bool = False) -> None:
+        """Bring the cached state up to the directory's (new rows and snapshots only)."""
+        if not force and time.monotonic() - self._synced < SYNC_S:
+            return
+        if not self._sync_lock.acquire(blocking=force):
+            return   # another thread is reading the directory right now; its result is as fresh
+        try:
+            self._synced = time.monotonic()
+            alive = self.alive          # before the status: a worker writes its final state before it exits
+            status = self.store.read_status()
+            if not status and not self.store.path.exists():
+                status = {**self._status, "state": RunState.FAILED.value,
+                          "message": "FileNotFoundError: the run's folder was deleted (No such file or directory)"}
+                self._apply_status(status)
+            elif status:
+                state = RunState.parse(status.get("state"), RunState.INTERRUPTED)
+                if state.live and not alive and not self._launch_pending(status):
+                    status = self._mark_interrupted(status)
+                self._apply_status(status)
+            self._read_config()
+            self._read_history()
+            self._read_quality()
+            self._read_snapshots()
+        finally:
+            self._sync_lock.release()
 
-    # --- reading (any thread) ------------------------------------------------------------------------
-    def sync_from_disk(self) -> None:
-        """Follow a run that another process (e.g. `python -m ganlab train`) is writing."""
-        if self._thread is not None or time.monotonic() - self._synced < 0.5:
+    def _mark_interrupted(self, status: dict[str, Any]) -> dict[str, Any]:
+        again = self.store.read_status()   # the worker may have ended the run just now
+        if not RunState.parse(again.get("state"), RunState.INTERRUPTED).live:
+            return again
+        try:
+            return self.store.update_status(state=RunState.INTERRUPTED.value, message=INTERRUPTED)
+        except OSError:
+            return {**again, "state": RunState.INTERRUPTED.value, "message": INTERRUPTED}
+
+    def _read_config(self) -> None:
+        try:
+            mtime = (self.store.path / "config.json").stat().st_mtime_ns
+        except OSError:
             return
-        self._synced = time.monotonic()
-        status = self.store.read_status()
-        if not status or status.get("state") not in ACTIVE and self.state == status.get("state"):
-            return
-        rows = self.store.read_rows("history")
-        quality = self.store.read_rows("quality")
-        have = {s.step for s in self._snapshots}
-        new = [st for st in self.store.snapshot_steps() if st not in have]
-        snaps = []
-        for st in new[-MAX_SNAPSHOTS:]:
+        if mtime != self._cfg_mtime:
+            self._cfg_mtime = mtime
             try:
-                snaps.append(self.store.load_snapshot(st))
-            except (OSError, ValueError, KeyError):
-                continue
-        state = status.get("state", self.state)
-        message = status.get("message", "")
-        if state in ACTIVE and state != "created" and not _pid_alive(status.get("pid")):
-            state, message = "interrupted", INTERRUPTED
+                self.cfg = self.store.read_config()
+            except (StoreError, ValueError):
+                pass   # a half-edited or damaged config: keep the last good one
+
+    def _read_history(self) -> None:
+        rows, self._hist_off = self.store.tail_rows("history", self._hist_off)
+        if not rows:
+            return
         with self._lock:
-            self._history, self._quality = rows[-MAX_HISTORY:], quality
-            self._snapshots = (self._snapshots + snaps)[-MAX_SNAPSHOTS:]
-            self.state, self.message = state, message
-            self.step, self.epoch = int(status.get("step", self.step)), int(status.get("epoch", self.epoch))
-            self.device = status.get("device", self.device)
-            if rows:
-                self.images_per_s = float(rows[-1].get("images_per_s", 0.0))
-                # status.json changes only with the state; the history shows how far the writer has come
-                self.step = max(self.step, int(rows[-1].get("step", 0)))
-                self.epoch = max(self.epoch, int(rows[-1].get("epoch", 0)))
-        if snaps:
-            with self._g_lock:
-                self._g_copy = None   # newer weights on disk
+            hist = list(self._history)
+            for row in rows:
+                step = row.get("step")
+                last = hist[-1].get("step") if hist else None
+                if isinstance(step, (int, float)) and isinstance(last, (int, float)) and step < last:
+                    while hist and isinstance(hist[-1].get("step"), (int, float)) and hist[-1]["step"] >= step:
+                        hist.pop()   # a resume from a checkpoint rewrites the rows from its step on
+                hist.append(row)
+            while len(hist) > MAX_HISTORY:
+                hist = hist[:len(hist) // 2:2] + hist[len(hist) // 2:]
+            self._history = hist
+
+    def _read_quality(self) -> None:
+        rows, self._qual_off = self.store.tail_rows("quality", self._qual_off)
+        if rows:
+            with self._lock:
+                q = self._quality + rows
+                self._quality = q[::2] if len(q) > MAX_HISTORY else q
+
+    def _read_snapshots(self) -> None:
+        try:
+            mtime = self.store.snap_dir.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._snap_mtime:
+            return
+        self._snap_mtime = mtime
+        steps = self.store.snapshot_steps()
+        on_disk = set(steps)
+        with self._lock:
+            kept = [s for s in self._snapshots if s.step in on_disk]
+        have = {s.step for s in kept}
+        new = []
+        for st in [s for s in steps if s not in have][-MAX_SNAPSHOTS:]:
+            try:
+                new.append(self.store.load_snapshot(st))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue   # half-written or damaged: skipped, never fatal for the view
+        snaps = sorted(kept + new, key=lambda s: s.step)
+        while len(snaps) > MAX_SNAPSHOTS:   # keep the first, thin the older half 2:1
+            half = len(snaps) // 2
+            snaps = snaps[:half:2] + snaps[half:]
+        with self._lock:
+            self._snapshots = snaps
 
     def view(self, with_snapshots: bool = True) -> RunView:
-        self.sync_from_disk()
+        self._sync()
         with self._lock:
             rows = list(self._history)
             snaps = list(self._snapshots) if with_snapshots else self._snapshots[-1:]
             quality = list(self._quality)
-            view = RunView(self.id, self.name, self.state, self.message, self.cfg, self.step, self.epoch,
-                           self.device, self.images_per_s, self.parent, {}, snaps, quality)
+        view = RunView(self.id, self.name, self.state, self.message, self.cfg, self.step, self.epoch,
+                       self.device, self.images_per_s, self.parent, {}, snaps, quality)
         view.history = self._history_arrays(rows)
         return view
 
     def _history_arrays(self, rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
         """`rows` (a copy of the history) as one read-only array per key, converting only rows appended since
-        the last call. A class polls a run 20 times a second; converting all 4,000 rows each time cost 15 ms
-        per call, and that time holds the GIL the training thread needs between its torch ops."""
+        the last call. A class polls a run 20 times a second; converting all 4,000 rows each time cost 15 ms."""
         cached = self._columns   # (rows converted, first row, last row, arrays): replaced whole, never changed
         n = len(rows)
         if cached is not None and 0 < cached[0] <= n and rows[0] is cached[1] and rows[cached[0] - 1] is cached[2]:
@@ -251,7 +370,7 @@ class Run:
             done, cols = 0, {k: np.zeros(0) for k in HISTORY_KEYS}
         if done < n:
             new = rows[done:]
-            cols = {k: np.concatenate([cols[k], np.array([r.get(k, np.nan) for r in new], dtype=float)])
+            cols = {k: np.concatenate([cols[k], np.array([_num(r.get(k)) for r in new], dtype=float)])
                     for k in HISTORY_KEYS}
             for a in cols.values():
                 a.flags.writeable = False   # shared by every view of this version
@@ -259,236 +378,46 @@ class Run:
         return dict(cols)
 
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        """G(z) from a private eval-mode copy of G's weights (refreshed at each snapshot)."""
+        """G(z) from the newest weights the worker published (eval mode; never the trainer's live tensors)."""
         with self._g_lock:
-            g = self._g_copy
-            if g is None:
-                g = self._load_g_copy()
+            g = self._generator()
             zt = torch.as_tensor(np.asarray(z, dtype=np.float32))
             yt = torch.as_tensor(np.asarray(y, dtype=np.int64)) if y is not None else None
             with torch.no_grad():
                 return g(zt, yt).float().numpy()
 
-    def _load_g_copy(self) -> torch.nn.Module:
+    def _generator(self) -> torch.nn.Module:
         from .models import build_models
-        path = self.store.checkpoint_path()
-        if path is None:
-            raise RuntimeError("this run has no generator weights yet: start it first")
-        state = load_checkpoint(path)
-        cfg = TrainConfig.from_dict(state["config"])
-        shape = tuple(self._snapshots[-1].fake.shape[1:]) if self._snapshots else None
-        if shape is None:
+        path = self.store.generator_path()
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if self._g is not None and (mtime is None or self._g[0] == mtime):
+            return self._g[1]
+        if mtime is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            weights, classes = state["G"], int(state.get("classes", 0))
+        else:   # a run directory from before generator.pt: the newest checkpoint
+            ckpt = self.store.checkpoint_path()
+            if ckpt is None:
+                raise RuntimeError("this run has no generator weights yet: start it first")
+            state = load_checkpoint(ckpt)
+            weights, classes = state["G"], _label_count(state)
+        self._sync(force=True)
+        with self._lock:
+            snap = self._snapshots[-1] if self._snapshots else None
+        if snap is None:
             raise RuntimeError("this run has no snapshot yet")
-        classes = int(self._snapshots[-1].labels.max()) + 1 if self._snapshots[-1].labels is not None else 0
-        classes = max(classes, _label_count(state))
-        g, _ = build_models(cfg, shape, classes)
-        g.load_state_dict(state["G"])
+        g, _ = build_models(self.cfg, tuple(snap.fake.shape[1:]), classes)
+        g.load_state_dict(weights)
         g.eval()
-        self._g_copy = g
+        self._g = (mtime or 0, g)
         return g
 
-    # --- the thread ------------------------------------------------------------------------------------
-    def _set_state(self, state: str, message: str = "") -> None:
-        with self._lock:
-            self.state, self.message = state, message
-        try:
-            self.store.update_status(state=state, message=message, step=self.step, epoch=self.epoch,
-                                     device=self.device, pid=os.getpid())
-        except OSError:
-            pass   # a full or vanished disk must not kill the run's thread
 
-    def _latest_checkpoint(self) -> dict | None:
-        path = self.store.checkpoint_path()
-        return load_checkpoint(path) if path is not None else None
-
-    def _main(self) -> None:
-        slot = False
-        try:
-            if self.registry is not None:
-                while not self.registry._acquire(self):
-                    with self._cond:
-                        if self._stop:
-                            self._set_state("stopped", "stopped while queued")
-                            return
-                        self._cond.wait(0.5)
-                slot = True
-            self._train()
-        except torch.cuda.OutOfMemoryError:
-            self._set_state("failed", "the GPU ran out of memory: lower the batch size or the network width")
-        except Exception as e:  # noqa: BLE001 - any error ends this run only, with a message
-            self._set_state("failed", _short_error(e))
-        finally:
-            self._trainer = None
-            if slot:
-                self.registry._release(self)
-
-    def _train(self) -> None:
-        from .trainer import Trainer, resolve_device
-        self._set_state("running", "loading data and building the networks")
-        with device_lock(resolve_device(self.cfg.device)):
-            trainer = Trainer(self.cfg)
-        if trainer.device.type == "cpu":
-            # Tiny 2D nets gain nothing from intra-op threads, and OpenMP spinning collapses throughput when
-            # cores are shared (measured: 45 vs 6 steps/s on a loaded 2-core box). Set for image runs too: torch
-            # keeps the last value set by any thread as the default of threads started later, so after one 2D
-            # run (or the quality worker) every later image run would otherwise train on one core.
-            torch.set_num_threads(1 if trainer.is_2d else CPU_THREADS)
-        if self._init_state is not None:
-            with device_lock(trainer.device):
-                trainer.load_state_dict(self._init_state, weights_only=self._init_state.get("_weights_only", False))
-            self._init_state = None
-            with self._lock:   # rows written after the checkpoint (before a crash) are replaced by new ones
-                self._history = [r for r in self._history if r.get("step", 0) <= trainer.step]
-                self._snapshots = [s for s in self._snapshots if s.step <= trainer.step]
-        self._trainer = trainer
-        self.device = str(trainer.device)
-        self.step, self.epoch = trainer.step, trainer.epoch
-        cfg = self.cfg
-        snap_every = cfg.snapshot_every or (SNAPSHOT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
-        ckpt_every = cfg.checkpoint_every or (CHECKPOINT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
-        self._milestone_steps = 10 * ckpt_every   # every 10th regular checkpoint outlives pruning
-        # Automatic cadence for image runs: once an epoch, but not more often than every CHECKPOINT_MIN_S. An MLP
-        # GAN's weights + Adam state are 35 MB; writing them every 3 s cost 2-7% of throughput (bench).
-        ckpt_min_s = 0.0 if cfg.checkpoint_every or trainer.is_2d else CHECKPOINT_MIN_S
-        with device_lock(trainer.device):
-            if not _weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
-                self._diverged(trainer, None, None, [])
-                return
-            self._publish_snapshot(trainer)
-            if not self._history:
-                self._checkpoint(trainer)
-        with self._cond:
-            paused = self._paused
-        self._set_state("paused" if paused else "running")
-        last_good = trainer.step
-        pending_rows: list[dict[str, float]] = []
-        last_flush = time.monotonic()
-        while True:
-            with self._cond:
-                if self._live_cfg is not None:
-                    trainer.set_config(self._live_cfg)
-                    cfg = self._live_cfg
-                    self._live_cfg = None
-                if self._stop:
-                    break
-                if self._paused and not self._pending:
-                    if self.state != "paused":
-                        self._set_state("paused")
-                    self._cond.wait(0.5)
-                    continue
-                kind = self._pending.pop(0) if self._pending else None
-                if kind is None and self.state != "running":
-                    self._set_state("running")
-            with device_lock(trainer.device):   # see graphs.device_lock
-                if kind is None:
-                    recorded = trainer.train_step()
-                    shown = f"{trainer.device} (CUDA graph)" if trainer.graphed else str(trainer.device)
-                    if self.device != shown:   # the Train page's Device
-                        self.device = shown
-                else:
-                    recorded = self._single_step(trainer, kind)
-                if recorded:
-                    row = trainer.collect()
-                    if trainer.nonfinite:
-                        self._diverged(trainer, row, last_good, pending_rows)
-                        return
-                    pending_rows.append(row)
-                    with self._lock:
-                        self._history.append(row)
-                        if len(self._history) > MAX_HISTORY:
-                            self._history = self._history[:len(self._history) // 2:2] + \
-                                self._history[len(self._history) // 2:]
-                        self.step, self.epoch, self.images_per_s = trainer.step, trainer.epoch, row["images_per_s"]
-                    if kind is not None or time.monotonic() - last_flush > 1.0:
-                        self.store.append_rows("history", pending_rows)
-                        pending_rows, last_flush = [], time.monotonic()
-                else:
-                    self.step, self.epoch = trainer.step, trainer.epoch
-                if kind is not None or trainer.step % snap_every == 0 or trainer.step >= cfg.steps:
-                    self._publish_snapshot(trainer)
-                due = trainer.step % ckpt_every == 0 and time.monotonic() - self._last_ckpt >= ckpt_min_s
-                if due or trainer.step >= cfg.steps:
-                    if not _weights_finite(trainer):
-                        self._diverged(trainer, None, last_good, pending_rows)
-                        return
-                    self._checkpoint(trainer)
-                    last_good = trainer.step
-                if trainer.step >= cfg.steps:
-                    self.store.append_rows("history", pending_rows)
-                    self._set_state("finished", f"finished {trainer.step} steps")
-                    return
-        self.store.append_rows("history", pending_rows)
-        with device_lock(trainer.device):
-            if _weights_finite(trainer):
-                self._checkpoint(trainer)
-        self._set_state("stopped", f"stopped at step {trainer.step}")
-
-    def _single_step(self, trainer, kind: str) -> bool:
-        trainer._apply_lr()
-        if kind == "d":
-            trainer.step_d(record=True)
-            return True
-        if kind == "g":
-            trainer.step_g(record=True)
-            trainer.step += 1
-            return True
-        for _ in range(trainer.cfg.d_steps):
-            trainer.step_d(record=True)
-        trainer.step_g(record=True)
-        trainer.step += 1
-        return True
-
-    def _diverged(self, trainer, row: dict | None, last_good: int | None, pending: list[dict]) -> None:
-        # Rows not yet flushed and the row that showed the NaN go to disk and memory alike, so the app and a
-        # reopened run draw the same curve up to the divergence.
-        self.store.append_rows("history", pending + ([row] if row is not None else []))
-        with self._lock:
-            if row is not None:
-                self._history.append(row)
-            self.step, self.epoch = trainer.step, trainer.epoch
-        if last_good is None:
-            self._set_state("diverged", f"the starting weights already hold NaN/Inf (step {trainer.step}); "
-                                        "branch from an earlier checkpoint")
-            return
-        self._set_state("diverged", f"NaN/Inf appeared at step {trainer.step}; the last good checkpoint "
-                                    f"(step {last_good}) is kept. Try a lower learning rate.")
-
-    def _publish_snapshot(self, trainer) -> None:
-        snap = trainer.snapshot()
-        g = copy.deepcopy(trainer.G).to("cpu").eval()
-        with self._g_lock:
-            self._g_copy = g
-        with self._lock:
-            self._snapshots.append(snap)
-            if len(self._snapshots) > MAX_SNAPSHOTS:   # keep the first, thin the older half 2:1
-                half = len(self._snapshots) // 2
-                self._snapshots = self._snapshots[:half:2] + self._snapshots[half:]
-        self.store.save_snapshot(snap)
-        if self.registry is not None and self.registry.quality_fn is not None:
-            try:
-                quality = self.registry.quality_fn(self, snap, g, trainer)
-            except Exception as e:  # noqa: BLE001 - a failed measure never stops training
-                quality = None
-                self.message = f"quality measures unavailable: {_short_error(e)}"
-            if quality:
-                self.add_quality({"step": snap.step, **quality})
-
-    def add_quality(self, row: dict[str, Any]) -> None:
-        """Record one evaluation of the quality measures (called from the training or the quality thread)."""
-        with self._lock:
-            self._quality.append(row)
-            if len(self._quality) > MAX_HISTORY:
-                self._quality = self._quality[::2]
-        self.store.append_rows("quality", [row])
-
-    def _checkpoint(self, trainer) -> None:
-        self._last_ckpt = time.monotonic()
-        self.store.save_checkpoint(trainer.state_dict(), trainer.step, keep=self.cfg.keep_checkpoints,
-                                   milestone_steps=self._milestone_steps)
-
-
-def _weights_finite(trainer) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in trainer.g_params + trainer.d_params)
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
 
 
 def _label_count(state: dict) -> int:
@@ -499,13 +428,10 @@ def _label_count(state: dict) -> int:
 def _check_weights_fit(run: Run, cfg: TrainConfig, state: dict, changes: dict) -> None:
     """Raise ValueError (naming the changed fields) when `cfg` builds networks `state`'s weights do not fit."""
     from .models import build_models
-    with run._lock:
-        snap = run._snapshots[-1] if run._snapshots else None
     steps = run.store.snapshot_steps()
-    if snap is None and steps:
-        snap = run.store.load_snapshot(steps[-1])
-    if snap is None:
-        return   # no sample shape to build with; the new run's thread reports a mismatch itself
+    if not steps:
+        return   # no sample shape to build with; the new run's worker reports a mismatch itself
+    snap = run.store.load_snapshot(steps[-1])
     g, d = build_models(cfg, tuple(snap.fake.shape[1:]), _label_count(state))
     try:
         g.load_state_dict(state["G"])
@@ -516,66 +442,33 @@ def _check_weights_fit(run: Run, cfg: TrainConfig, state: dict, changes: dict) -
                          "WGAN-GP), so this checkpoint's weights do not fit: start a new run instead") from None
 
 
-def _short_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return f"{type(e).__name__}: {text[:300]}" if not isinstance(e, ValueError) else text[:300]
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return False   # our own earlier life (same pid reused after a restart is treated as dead)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunRegistry:
-    """Every run of one runs directory in this process: thread-safe, shared by all sessions.
+    """The runs of one runs directory as this process sees them: thread-safe, shared by all sessions.
 
-    At most `max_active` runs train at once (2 by default: a 2-core laptop has no room for more); later
-    starts wait in state "queued" with a message, and begin when a slot frees.
+    Only a cache: the run directories are the truth, and workers (of `executor`, default process) train.
+    At most `max_active` runs of the directory train at once across every process (ganlab.control's
+    slots); later starts wait in state "queued" with a message, and begin when a slot frees.
     """
 
     def __init__(self, runs_dir: Path | str | None = None, max_active: int | None = None,
-                 quality_fn: QualityFn | None = None):
+                 quality_fn: Any = "default", executor: str | None = None):
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.max_active = max_active or int(os.environ.get("GANLAB_MAX_ACTIVE", "2"))
-        self.quality_fn = quality_fn
+        self.max_active = max_active or control.max_active()
+        if executor == "thread" and quality_fn != "default":
+            from .executor import ThreadExecutor
+            self.executor = ThreadExecutor(quality_fn)
+        else:
+            self.executor = get_executor(executor)
         self._runs: dict[str, Run] = {}
-        self._training: set[str] = set()
         self._lock = threading.RLock()
 
-    # --- slots ---------------------------------------------------------------------------------------
-    def _has_slot(self) -> bool:
-        with self._lock:
-            return len(self._training) < self.max_active
-
-    def _acquire(self, run: Run) -> bool:
-        with self._lock:
-            if len(self._training) >= self.max_active:
-                if run.state != "queued":
-                    run._set_state("queued", f"queued: {len(self._training)} runs are training (the limit is "
-                                             f"{self.max_active}); it starts when one of them ends")
-                return False
-            self._training.add(run.id)
-            return True
-
-    def _release(self, run: Run) -> None:
-        with self._lock:
-            self._training.discard(run.id)
-
-    # --- runs ----------------------------------------------------------------------------------------
     def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
                init_state: dict | None = None, start: bool = True, paused: bool = False) -> Run:
         store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent)
-        run = Run(store, cfg, self, init_state)
+        if init_state is not None:
+            store.save_init(init_state)
+        run = Run(store, cfg, self)
         with self._lock:
             self._runs[run.id] = run
         if start:
@@ -594,7 +487,7 @@ class RunRegistry:
             return run
 
     def list(self) -> list[Run]:
-        """All runs in the runs directory (newest first), including ones written by other processes."""
+        """All runs in the runs directory (newest first), including ones other processes created."""
         ids = []
         try:
             ids = [p.name for p in self.runs_dir.iterdir() if (p / "config.json").is_file()]
@@ -604,8 +497,8 @@ class RunRegistry:
         for run_id in ids:
             try:
                 runs.append(self.get(run_id))
-            except (KeyError, StoreError, ValueError, OSError):
-                continue   # a broken directory is skipped, never fatal for the list
+            except Exception:  # noqa: BLE001 - a broken directory is skipped, never fatal for the list
+                continue
         with self._lock:
             for run_id in [r for r in self._runs if r not in ids]:
                 self._runs.pop(run_id)   # deleted from disk by someone else
@@ -622,7 +515,7 @@ class RunRegistry:
             raise StoreError(f"run {run.name!r} has no checkpoint to branch from")
         state = load_checkpoint(path)
         parent_cfg = TrainConfig.from_dict(state["config"])
-        fixed = {k for k in changes if k not in BRANCH_FIELDS}
+        fixed = {k for k in changes if k not in BRANCH}
         if fixed:
             raise ValueError(f"{sorted(fixed)[0]} cannot change in a branch (it changes the networks)")
         cfg = parent_cfg.replace(**changes)
@@ -634,23 +527,35 @@ class RunRegistry:
     def rename(self, run_id: str, name: str) -> None:
         run = self.get(run_id)
         name = clean_name(name)
-        run.name = name
-        run.store.update_status(name=name)
+        run._apply_status(run.store.update_status(name=name))
 
     def delete(self, run_id: str) -> None:
         run = self.get(run_id)
         run.stop(wait=10)
+        pid = run._status.get("pid")
+        if run.alive and run._status.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)   # a worker that did not stop in 10 s
+            except OSError:
+                pass
+            run.join(5)
         with self._lock:
             self._runs.pop(run_id, None)
         run.store.delete()
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every run of this registry that a worker is training, and wait for them."""
         with self._lock:
             runs = list(self._runs.values())
-        for run in runs:
-            run.stop()
-        for run in runs:
-            run.join(timeout)
+        alive = [r for r in runs if r.alive]
+        for run in alive:
+            try:
+                run.stop()
+            except (OSError, StoreError):
+                pass
+        deadline = time.monotonic() + timeout
+        for run in alive:
+            run.join(max(0.1, deadline - time.monotonic()))
 
 
 _REGISTRIES: dict[str, RunRegistry] = {}
@@ -663,12 +568,10 @@ def get_registry(runs_dir: Path | str | None = None) -> RunRegistry:
     key = str(path.expanduser().resolve())
     with _REG_LOCK:
         if key not in _REGISTRIES:
-            from .quality import default_quality_fn
-            _REGISTRIES[key] = RunRegistry(path, quality_fn=default_quality_fn)
+            _REGISTRIES[key] = RunRegistry(path)
         return _REGISTRIES[key]
 
 
 @atexit.register
 def _shutdown_all() -> None:
-    for reg in list(_REGISTRIES.values()):
-        reg.shutdown(timeout=3.0)
+    shutdown_all(timeout=10.0)

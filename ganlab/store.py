@@ -7,6 +7,9 @@ Layout of `<runs_dir>/<run_id>/`:
     quality.jsonl      one JSON object per quality evaluation (append-only)
     snapshots/s<step>.npz      Snapshot arrays (atomic)
     checkpoints/step-<step>.pt torch.save of tensors/numbers only, loaded with weights_only=True
+    generator.pt       G's weights at the newest snapshot, for the latent explorer (atomic)
+    init.pt            the state a branch or an upload starts from, until the run's first checkpoint
+    commands.jsonl     commands for the worker (ganlab.control); .worker.lock, heartbeat: the worker's life
 Writes are crash-safe: whole files go through a temp file + os.replace, so a reader never sees half a file.
 """
 from __future__ import annotations
@@ -185,6 +188,31 @@ class RunStore:
             f.write(data)
             f.flush()
 
+    def tail_rows(self, kind: str, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """Whole rows appended after byte `offset`, and the offset after them (a torn last line waits)."""
+        path = self.path / f"{kind}.jsonl"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return [], offset
+        if size < offset:
+            offset = 0   # the file was replaced
+        if size == offset:
+            return [], offset
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size - offset)
+        end = data.rfind(b"\n") + 1
+        rows = []
+        for line in data[:end].splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows, offset + end
+
     def read_rows(self, kind: str) -> list[dict[str, Any]]:
         rows = read_jsonl(self.path / f"{kind}.jsonl")
         return drop_rewound(rows) if kind == "history" else rows   # quality rows may arrive out of order
@@ -249,6 +277,30 @@ class RunStore:
             before = [s for s in steps if s <= step]
             step = before[-1] if before else steps[0]
         return self.ckpt_dir / f"step-{step:09d}.pt"
+
+    # --- what a worker starts from, and what it publishes for the latent explorer ---------------------------
+    def init_path(self) -> Path:
+        return self.path / "init.pt"
+
+    def save_init(self, state: dict[str, Any]) -> None:
+        import io
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write(self.init_path(), buf.getvalue())
+
+    def discard_init(self) -> None:
+        """The run has checkpoints of its own now (they hold everything init.pt did)."""
+        if self.checkpoint_steps():
+            self.init_path().unlink(missing_ok=True)
+
+    def generator_path(self) -> Path:
+        return self.path / "generator.pt"
+
+    def save_generator(self, g_state: dict[str, Any], step: int, classes: int) -> None:
+        import io
+        buf = io.BytesIO()
+        torch.save({"G": g_state, "step": int(step), "classes": int(classes)}, buf)
+        atomic_write(self.generator_path(), buf.getvalue())
 
     def delete(self) -> None:
         shutil.rmtree(self.path)

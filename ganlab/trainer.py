@@ -245,6 +245,21 @@ class Trainer:
         self.step += 1
         return record
 
+    def single_step(self, kind: str) -> bool:
+        """One update for the step buttons, always recorded: 'd' (one D update), 'g' (one G update, which
+        counts as a step) or 'both' (d_steps D updates then one G update). Statistics of the half that did
+        not run stay NaN in the row."""
+        if kind not in ("d", "g", "both"):
+            raise ValueError(f"step kind must be d, g or both, got {kind!r}")
+        self._apply_lr()
+        if kind in ("d", "both"):
+            for _ in range(self.cfg.d_steps if kind == "both" else 1):
+                self.step_d(record=True)
+        if kind in ("g", "both"):
+            self.step_g(record=True)
+            self.step += 1
+        return True
+
     def _eager_step(self, record: bool) -> None:
         last = self.cfg.d_steps - 1
         for i in range(self.cfg.d_steps):

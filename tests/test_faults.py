@@ -5,7 +5,9 @@ time, and hammers one run): here a run diverges mid-training after good checkpoi
 the learning rate live; a run's data disappears between the form's check and its thread; a run's folder is
 deleted while it trains; the GPU runs out of memory (raised from the step, since no real OOM exists on a
 CPU); and commands hammer several runs at once with the active-run cap in play.
-Real training threads on tiny 2D configs; waits poll with deadlines, nothing relies on a fixed sleep.
+Workers on the thread backend (the same Worker code a worker process runs; faults are patched into the
+trainer, which needs this process; real crashes of worker processes are in test_executor.py) on tiny 2D
+configs; waits poll with deadlines, nothing relies on a fixed sleep.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pytest
 import torch
 from engine_util import TIMEOUT, wait_for
 
+from ganlab import control
 from ganlab import trainer as trainer_mod
 from ganlab.config import TrainConfig
 from ganlab.data import DataError, check_data_path
@@ -52,7 +55,7 @@ def keeps_training(run: Run, what: str) -> None:
 
 @pytest.fixture
 def reg(tmp_path):
-    registry = RunRegistry(tmp_path / "runs", max_active=2)
+    registry = RunRegistry(tmp_path / "runs", max_active=2, executor="thread")
     yield registry
     registry.shutdown(timeout=20)
 
@@ -135,7 +138,7 @@ def test_run_folder_deleted_while_training_fails_that_run_alone(reg):
     assert "No such file" in doomed.message or "FileNotFoundError" in doomed.message
     keeps_training(good, "the other run to keep training")
     assert [r.id for r in reg.list()] == [good.id], "the deleted run leaves the list"
-    assert not reg._training - {good.id}, "the failed run gave its training slot back"
+    wait_for(lambda: control.slot_holders(reg.runs_dir, 2) == [good.id], "the failed run to give its slot back")
 
 
 def test_unexpected_error_in_a_step_becomes_one_short_line(reg, monkeypatch):
@@ -168,7 +171,7 @@ def test_cuda_out_of_memory_fails_with_a_hint_and_frees_the_slot(tmp_path, monke
         return real_step(self)
 
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", oom_when_huge)
-    registry = RunRegistry(tmp_path / "runs", max_active=1)
+    registry = RunRegistry(tmp_path / "runs", max_active=1, executor="thread")
     try:
         run = registry.create(tiny(batch_size=4096), "too big", paused=True)   # holds the only slot
         wait_for(lambda: run.state == "paused", "the big run to take the slot")
@@ -191,7 +194,7 @@ def test_cuda_out_of_memory_fails_with_a_hint_and_frees_the_slot(tmp_path, monke
 def test_hammering_several_runs_with_the_cap_in_play(tmp_path):
     """Four threads press random commands on three runs while only two may train: nothing blocks, nothing
     raises, every run settles in a final state that matches its status file, and no training slot leaks."""
-    registry = RunRegistry(tmp_path / "runs", max_active=2)
+    registry = RunRegistry(tmp_path / "runs", max_active=2, executor="thread")
     try:
         runs = [registry.create(tiny(snapshot_every=5, seed=i), f"r{i}") for i in range(3)]
         wait_for(lambda: sum(r.state == "running" for r in runs) == 2 and any(r.state == "queued" for r in runs),
@@ -242,7 +245,7 @@ def test_hammering_several_runs_with_the_cap_in_play(tmp_path):
             assert run.store.read_status()["state"] == run.state
             steps = run.view().history["step"]
             assert np.all(np.diff(steps) >= 0), "history steps never go backwards"
-        assert registry._training == set(), "a training slot leaked: later runs would queue forever"
+        assert control.slot_holders(registry.runs_dir, 2) == [], "a training slot leaked: later runs would queue forever"
         late = registry.create(tiny(), "after the storm")
         wait_for(lambda: late.state == "running" and late.step > 0, "a new run to get a slot")
     finally:

@@ -225,8 +225,8 @@ def test_cap_from_the_environment_queues_the_second_run_with_a_message(tmp_path,
         first = reg.create(cfg, "first")
         wait_for(lambda: first.state == "running", "the first run")
         second = reg.create(cfg, "second")
-        wait_for(lambda: second.state == "queued", "the second run to queue")
-        assert "limit is 1" in second.message and "starts when" in second.message
+        wait_for(lambda: second.state == "queued" and "limit is 1" in second.message, "the second run to queue")
+        assert "starts when" in second.message
         at = train_page(second.id).run()
         assert not at.exception, [e.value for e in at.exception]
         assert any("queued" in i.value and "limit is 1" in i.value for i in at.info), [i.value for i in at.info]

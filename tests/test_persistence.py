@@ -77,7 +77,7 @@ def test_killed_training_process_is_listed_interrupted_and_resumes(tmp_path):
         follower = RunRegistry(tmp_path)
         (run,) = follower.list()
         first = run.view(with_snapshots=False)
-        assert first.state == "running" and first.name == "killed" and not run.alive
+        assert first.state == "running" and first.name == "killed" and run.alive, "its worker is seen from here"
         wait_for(lambda: run.view(with_snapshots=False).step > first.step, 60, "the followed run's step to grow",
                  every=0.6)
         assert len(run.view().history["step"]) >= len(first.history["step"])

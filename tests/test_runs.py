@@ -56,7 +56,7 @@ def test_start_pause_single_steps_resume_stop(reg):
     run = reg.create(tiny(), "life")
     wait_for(lambda: run.state == "running" and run.step > 3, "the run to train")
     run.pause()
-    assert run.view().state == "paused"
+    wait_for(lambda: run.view().state == "paused", "the worker to pause")
     step = settled_step(run)
     time.sleep(0.3)
     assert run.step == step, "a paused run must not train"
@@ -129,8 +129,7 @@ def test_second_run_queues_until_the_first_ends(tmp_path):
         first = registry.create(tiny(), "first")
         wait_for(lambda: first.state == "running", "the first run")
         second = registry.create(tiny(), "second")
-        wait_for(lambda: second.state == "queued", "the second run to queue")
-        assert "queued" in second.message and "limit is 1" in second.message
+        wait_for(lambda: second.state == "queued" and "limit is 1" in second.message, "the second run to queue")
         assert second.step == 0
         first.stop(wait=TIMEOUT)
         wait_for(lambda: second.state == "running" and second.step > 0, "the queued run to start")

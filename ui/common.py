@@ -212,13 +212,13 @@ def _command(run_id: str, action: str) -> None:
             wait_until(run, lambda v: v.state not in ("created", "stopped", "interrupted", "failed"))
         elif action == "pause":
             run.pause()
-            wait_until(run, lambda v: v.state != "running" or not run.alive)
+            wait_until(run, lambda v: v.state not in ("running", "queued") or not run.alive)
         elif action == "resume":
             run.resume()
             wait_until(run, lambda v: v.state != "paused")
         elif action == "stop":
             run.stop()
-            wait_until(run, lambda v: v.state not in ACTIVE or not run.alive, timeout=5.0)
+            wait_until(run, lambda v: not run.alive, timeout=10.0)   # the worker saves a checkpoint, then exits
         elif action in ("d", "g", "both"):
             run.request_step(action)
             wait_until(run, lambda v: last(v) != last(before) or v.state == "failed", timeout=10.0)
