@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .config import LIVE_FIELDS, ConfigError, TrainConfig
-from .runs import ACTIVE, BRANCH_FIELDS, Run, RunRegistry
+from .runs import BRANCH_FIELDS, RESUMABLE, Run, RunRegistry  # noqa: F401 - RESUMABLE re-exported
 from .store import StoreError, load_checkpoint
 
 FULL_STATE_KEYS = ("opt_g", "opt_d", "step", "d_updates", "rng", "fixed_z")
-RESUMABLE = ("interrupted", "stopped", "failed")
 # The branch form: the loss first (the setting classes branch on most), then live settings and the length.
 BRANCH_FORM_FIELDS = ("loss", *LIVE_FIELDS, "steps")
 assert set(BRANCH_FORM_FIELDS) <= set(BRANCH_FIELDS)
-
-
-def trained_elsewhere(run: Run, state: str) -> bool:
-    """True when another process (e.g. `python -m ganlab train`) is training this run right now."""
-    return state in ACTIVE and state != "created" and not run.alive
 
 
 def parent_text(parent: dict | None) -> str:

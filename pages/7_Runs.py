@@ -15,7 +15,6 @@ from ganlab.lineage import (
     lineage,
     lineage_text,
     runs_table,
-    trained_elsewhere,
 )
 from ganlab.store import StoreError, slug
 from ui.common import _field_widget, registry, run_picker, select_run, setup, state_badge, wait_until
@@ -104,7 +103,7 @@ else:
 
 if run is not None:
     view = run.view(with_snapshots=False)
-    cfg, elsewhere = view.cfg, trained_elsewhere(run, view.state)
+    cfg = view.cfg
     head, badge = st.columns([6, 1], vertical_alignment="center")
     head.subheader(view.name)
     with badge:
@@ -112,27 +111,24 @@ if run is not None:
     chain = lineage(run, reg.get)
     st.caption(f"`{run.id}` · {cfg.dataset} · {cfg.model} · loss {cfg.loss} · step {view.step:,}/{cfg.steps:,}"
                + (f" · lineage: {lineage_text(chain)}" if chain else ""))
-    if elsewhere:
-        st.info("Another process is training this run (e.g. `python -m ganlab train`); it updates here. "
-                "Rename, delete and resume wait until it ends.", icon=":material/lan:")
     ckpts = run.store.checkpoint_steps()
     manage, branch, exports = st.tabs(["Manage", "Rewind and branch", "Export"])
     with manage:
         c1, c2 = st.columns(2)
         with c1:
-            st.text_input("Name", value=view.name, key=f"runs.name.{run.id}", disabled=elsewhere)
-            st.button("Rename", on_click=_rename, args=(run.id,), disabled=elsewhere, key="runs-rename")
+            st.text_input("Name", value=view.name, key=f"runs.name.{run.id}")
+            st.button("Rename", on_click=_rename, args=(run.id,), key="runs-rename")
         with c2:
             if view.state in RESUMABLE:
                 st.button("Resume from the last checkpoint", on_click=_resume, args=(run.id,), type="primary",
-                          disabled=elsewhere or not ckpts, icon=":material/resume:", key="runs-resume")
+                          disabled=run.alive or not ckpts, icon=":material/resume:", key="runs-resume")
             if ckpts:
                 step = st.selectbox("Checkpoint", ckpts[::-1], format_func=lambda s: f"step {s:,}", key="runs.ckpt")
                 st.download_button("Download checkpoint", data=lambda: checkpoint_bytes(run, step),
                                    file_name=f"{slug(view.name)}-step{step}.pt", on_click="ignore",
                                    mime="application/octet-stream", icon=":material/download:", key="runs-ckpt-dl")
         if st.session_state.get(CONFIRM) != run.id:
-            st.button("Delete run", icon=":material/delete:", disabled=elsewhere, key="runs-delete",
+            st.button("Delete run", icon=":material/delete:", key="runs-delete",
                       on_click=_ask_delete, args=(run.id,))
         else:
             st.warning(f"Delete **{view.name}** and all its files (checkpoints, snapshots, metrics)? "

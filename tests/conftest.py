@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,11 +131,9 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(
-    runs_dir: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> Iterator[str]:
-    """Start `streamlit run $GANLAB_APP` (default app.py) headless on a free port; yield its base URL."""
+@contextmanager
+def serve_app(runs_dir: Path, log_path: Path) -> Iterator[str]:
+    """A `streamlit run $GANLAB_APP` (default app.py) server on a free port over `runs_dir`; yields its URL."""
     app = Path(os.environ.get("GANLAB_APP", "app.py"))
     if not app.is_absolute():
         app = REPO_ROOT / app
@@ -143,8 +142,6 @@ def streamlit_server(
 
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    pytestconfig.stash[_SERVER_LOG] = log_path
     env = {**os.environ, "GANLAB_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app),
@@ -171,6 +168,24 @@ def streamlit_server(
             yield base_url
         finally:
             _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(
+    runs_dir: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[str]:
+    """The session's server over `runs_dir`; yields its base URL."""
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    pytestconfig.stash[_SERVER_LOG] = log_path
+    with serve_app(runs_dir, log_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def second_server(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another server process on the same runs directory (the stateless web tier: any server, any run)."""
+    with serve_app(runs_dir, tmp_path_factory.mktemp("server2") / "streamlit.log") as url:
+        yield url
 
 
 # ---------------------------------------------------------------- Chromium via Playwright

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from engine_util import tiny, wait_for
+
 from ganlab import control, executor
 from ganlab.runs import RunRegistry
 from ganlab.states import InvalidTransition, RunState, check_transition

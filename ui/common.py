@@ -27,7 +27,7 @@ import streamlit as st
 from ganlab import charts, viz
 from ganlab.config import LIVE_FIELDS, ConfigError, TrainConfig
 from ganlab.diagnose import diagnose
-from ganlab.runs import ACTIVE, Run, RunRegistry, RunView, get_registry
+from ganlab.runs import Run, RunRegistry, RunView, get_registry
 from ganlab.store import default_runs_dir
 from ui.config_form import (  # noqa: F401 - re-exported: pages import the form from ui.common
     FORM_GROUPS,
