@@ -135,7 +135,9 @@ _ALWAYS_MEASURED = ("loss_d", "loss_g")
 _SOMETIMES_MEASURED = ("d_real", "d_fake", "grad_g", "grad_d", "wdist")
 
 
-def _first_bad(name: str, x: np.ndarray) -> int | None:
+def _first_bad(name: str, x: np.ndarray, half: np.ndarray | None = None) -> int | None:
+    """Index of the first overflowed value of statistic `name`. `half` marks rows of a lone D or G step
+    (Step D / Step G): the half that did not run is recorded as NaN, which is no divergence."""
     finite = np.isfinite(x)
     if finite.all():
         return None
@@ -146,6 +148,8 @@ def _first_bad(name: str, x: np.ndarray) -> int | None:
         if len(seen):
             after_finite[seen[0]:] = True
         bad = np.isinf(x) | (np.isnan(x) & after_finite)
+    if half is not None:
+        bad &= ~(half & np.isnan(x))
     idx = np.flatnonzero(bad)
     return int(idx[0]) if len(idx) else None
 
@@ -155,9 +159,10 @@ def _divergence(h: dict[str, np.ndarray]) -> list[Diagnosis]:
     fix = ("Lower both learning rates (e.g. divide by 5), keep Adam's beta1 at 0.5, turn on spectral "
            "normalisation for D, and leave bf16 off; for WGAN-GP check that gp_lambda is about 10.")
     first, where = None, ""
+    half = np.isin(h["single"], (1, 2)) if "single" in h else None
     for name in _ALWAYS_MEASURED + _SOMETIMES_MEASURED:
         if name in h:
-            i = _first_bad(name, h[name])
+            i = _first_bad(name, h[name], half)
             if i is not None and (first is None or i < first):
                 first, where = i, name
     if first is not None:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-# Scalar columns of a run's history (one row every `stats_every` steps).
+# Scalar columns of a run's history (one row every `stats_every` steps). `single` marks rows of the step
+# buttons: 1 = Step D, 2 = Step G, 3 = Step both (absent, NaN, on ordinary rows).
 HISTORY_KEYS = ("step", "epoch", "time", "loss_d", "loss_g", "d_real", "d_fake", "grad_g", "grad_d",
-                "wdist", "images_per_s", "lr_g", "lr_d")
+                "wdist", "images_per_s", "lr_g", "lr_d", "single")
+SINGLE_CODES = {"d": 1, "g": 2, "both": 3}
 
 
 @dataclass

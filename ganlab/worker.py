@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import control
+from .snapshots import SINGLE_CODES
 from .states import RunState, check_transition
 
 SNAPSHOT_EVERY_2D = 250
@@ -213,6 +214,8 @@ class Worker:
                 self.step, self.epoch = trainer.step, trainer.epoch
                 if recorded:
                     row = trainer.collect()
+                    if kind is not None:
+                        row["single"] = SINGLE_CODES[kind]   # the half that did not run is NaN, not divergence
                     if trainer.nonfinite:
                         return self._diverged(trainer, row, last_good, rows)
                     rows.append(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ganlab.config import get_preset
+from ganlab.lineage import parent_text
 from ganlab.runs import RunView
 from ui.common import (
     config_form,
@@ -52,7 +53,7 @@ with badge:
     state_badge(view)
 cfg = view.cfg
 st.caption(f"{cfg.dataset} · {cfg.model} · loss {cfg.loss} · batch {cfg.batch_size} · noise dim {cfg.noise_dim}"
-           + (f" · branched from {view.parent['name']} at step {view.parent['step']}" if view.parent else ""))
+           + (f" · from {parent_text(view.parent)}" if view.parent else ""))
 run_controls(run, view, key="train")
 with st.expander("Live settings: change while it trains", icon=":material/tune:"):
     live_settings(run, view)

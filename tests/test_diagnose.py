@@ -30,6 +30,7 @@ def history(rows: int = 300, seed: int = 0, **columns) -> dict[str, np.ndarray]:
         "images_per_s": 30000 + noise(500),
         "lr_g": np.full(rows, 1e-3),
         "lr_d": np.full(rows, 1e-3),
+        "single": np.full(rows, np.nan),                 # not a row of the step buttons
     }
     h.update({k: np.asarray(v, dtype=np.float64) for k, v in columns.items()})
     assert set(h) == set(HISTORY_KEYS)
@@ -103,6 +104,26 @@ def test_nan_in_a_measured_statistic_is_divergence_but_unmeasured_is_not():
     found = diagnose(h, [], "wgan-gp", True)
     assert kinds(found) == ["divergence"] and found[0].step == 2800 and "wdist" in found[0].message
     assert diagnose(history(300, grad_d=np.full(300, np.nan)), [], "hinge", True) == []
+
+
+def test_lone_d_and_g_steps_are_not_divergence():
+    """Step D records NaN for G's half (and Step G for D's): the rows of a real trainer say so."""
+    from engine_util import tiny
+    from ganlab.snapshots import SINGLE_CODES
+    from ganlab.trainer import Trainer
+    t = Trainer(tiny())
+    rows = []
+    for _ in range(60):
+        t.train_step()
+        rows.append(t.collect())
+    for kind in ("d", "g", "d", "both"):
+        t.single_step(kind)
+        rows.append({**t.collect(), "single": SINGLE_CODES[kind]})
+    h = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in HISTORY_KEYS}
+    assert np.isnan(h["loss_g"][-4]) and np.isnan(h["loss_d"][-3]), "each lone step leaves its other half NaN"
+    assert "divergence" not in kinds(diagnose(h, [], "nonsaturating", True))
+    h["loss_g"][-1] = np.nan                       # a NaN where the half did run still is divergence
+    assert "divergence" in kinds(diagnose(h, [], "nonsaturating", True))
 
 
 def test_exploding_losses_are_divergence():
