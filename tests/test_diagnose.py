@@ -109,6 +109,7 @@ def test_nan_in_a_measured_statistic_is_divergence_but_unmeasured_is_not():
 def test_lone_d_and_g_steps_are_not_divergence():
     """Step D records NaN for G's half (and Step G for D's): the rows of a real trainer say so."""
     from engine_util import tiny
+
     from ganlab.snapshots import SINGLE_CODES
     from ganlab.trainer import Trainer
     t = Trainer(tiny())
