@@ -96,11 +96,11 @@ class Upload:
 def check_upload(data: bytes) -> Upload:
     """Load and check an uploaded checkpoint. Raises StoreError (clear message) for anything unusable;
     nothing on disk changes either way."""
+    from .ckpt_check import check_archive, check_state
     from .data import DataError, dataset_available, load_dataset
-    from .models import build_models
-
     if not data:
         raise StoreError("the uploaded file is empty")
+    check_archive(bytes(data))             # size and format before torch unpacks anything
     state = load_checkpoint(bytes(data))   # weights_only=True: code in the file is refused, never run
     if not isinstance(state.get("config"), dict):
         raise StoreError("not a ganlab checkpoint (its config is not a mapping of settings)")
@@ -112,21 +112,22 @@ def check_upload(data: bytes) -> Upload:
     if cfg.device not in ("auto", "cpu"):   # trained on a GPU server: run it wherever this machine can
         note = f"it was trained on {cfg.device}; here it uses the best available device"
         cfg = cfg.replace(device="auto")
+    if cfg.data_path:
+        raise StoreError("its config reads a file on this server (data_path); checkpoints of runs on your own "
+                         "data cannot be uploaded: upload the data set instead")
     ok, why = dataset_available(cfg.dataset)
     if not ok:
         raise StoreError(f"its dataset {cfg.dataset!r} is not available here: {why}")
     try:
         dataset = load_dataset(cfg)
-        g, d = build_models(cfg, dataset.sample_shape, dataset.num_classes)
     except (DataError, ValueError, OSError) as e:
         raise StoreError(f"cannot rebuild its networks here: {str(e)[:200]}") from None
-    try:
-        g.load_state_dict(state["G"])
-        d.load_state_dict(state["D"])
-    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise StoreError(f"its weights do not fit the networks its config describes ({first})") from None
     full = all(state.get(k) is not None for k in FULL_STATE_KEYS)
+    try:
+        check_state(state, cfg, dataset.sample_shape, dataset.num_classes if cfg.conditional else 0, full)
+    except ValueError as e:   # StoreError is one; build_models raises ValueError for impossible shapes
+        raise StoreError(str(e)[:300] if isinstance(e, StoreError) else
+                         f"cannot rebuild its networks here: {str(e)[:200]}") from None
     if not full:   # weights only (e.g. from another tool): counters and optimiser start fresh
         state = {**state, "_weights_only": True}
         note = "; ".join(filter(None, [note, "it holds weights only: optimisers and counters start fresh"]))
