@@ -71,7 +71,7 @@ def home() -> None:
     if not runs:
         st.caption("No runs yet. Start one above, or configure your own on the Train page.")
     for run in runs[:20]:
-        view = run.view(with_snapshots=False)
+        view = run.summary()
         c1, c2, c3, c4 = st.columns([4, 2, 3, 2], vertical_alignment="center")
         c1.write(f"**{run.name}**  \n`{run.id}`")
         with c2:

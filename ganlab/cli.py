@@ -117,7 +117,7 @@ def cmd_runs(args) -> int:
     reg = RunRegistry(args.runs_dir, executor="thread")
     rows = []
     for run in reg.list():
-        v = run.view(with_snapshots=False)
+        v = run.summary()
         rows.append({"id": v.id, "name": v.name, "state": v.state, "step": v.step, "steps": v.cfg.steps,
                      "dataset": v.cfg.dataset, "parent": v.parent, "message": v.message})
     if args.json:

@@ -60,7 +60,7 @@ def runs_table(runs: Sequence[Run], get: Callable[[str], Run]) -> list[dict[str,
     """One row per run for the Runs page's table (state, step, lineage, ...)."""
     rows = []
     for run in runs:
-        v = run.view(with_snapshots=False)
+        v = run.summary()
         rows.append({"name": v.name, "state": v.state, "step": v.step, "steps": v.cfg.steps,
                      "dataset": v.cfg.dataset, "model": v.cfg.model, "loss": v.cfg.loss,
                      "parent": lineage_text(lineage(run, get)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -85,7 +86,8 @@ class Run:
         self._sync_lock = threading.Lock()
         self._cmd_lock = threading.Lock()
         self._lock = threading.Lock()          # guards the published lists below
-        self._synced = 0.0
+        self._synced = self._synced_full = 0.0
+        self._tail: tuple[int, dict | None] = (-1, None)   # (history size, last row) before the history is read
         self._history: list[dict[str, float]] = []
         self._hist_off = 0
         self._quality: list[dict[str, Any]] = []
@@ -102,7 +104,7 @@ class Run:
     def open(cls, path: Path, registry: "RunRegistry | None" = None) -> "Run":
         store = RunStore(path)
         run = cls(store, store.read_config(), registry)
-        run._sync(force=True)
+        run._sync(force=True)   # status and config only: the history is read when a page draws the run
         return run
 
     # --- what the status file says -------------------------------------------------------------------
@@ -129,13 +131,13 @@ class Run:
     @property
     def step(self) -> int:
         self._sync()
-        last = self._history[-1].get("step") if self._history else None
-        return max(_int(self._status.get("step")), _int(last))
+        last = self._last_row()
+        return max(_int(self._status.get("step")), _int(last.get("step") if last else None))
 
     @property
     def epoch(self) -> int:
-        last = self._history[-1].get("epoch") if self._history else None
-        return max(_int(self._status.get("epoch")), _int(last))
+        last = self._last_row()
+        return max(_int(self._status.get("epoch")), _int(last.get("epoch") if last else None))
 
     @property
     def device(self) -> str:
@@ -144,7 +146,8 @@ class Run:
 
     @property
     def images_per_s(self) -> float:
-        v = self._history[-1].get("images_per_s") if self._history else None
+        last = self._last_row()
+        v = last.get("images_per_s") if last else None
         return float(v) if isinstance(v, (int, float)) else 0.0
 
     # --- the worker --------------------------------------------------------------------------------------
@@ -251,9 +254,11 @@ class Run:
         self._synced = 0.0
 
     # --- reading -------------------------------------------------------------------------------------------
-    def _sync(self, force: bool = False) -> None:
-        """Bring the cached state up to the directory's (new rows and snapshots only)."""
-        if not force and time.monotonic() - self._synced < SYNC_S:
+    def _sync(self, force: bool = False, full: bool = False) -> None:
+        """Bring the cached state up to the directory's: status and config always (a few small reads); with
+        `full`, the new history rows, quality rows and snapshots too (incremental: only what is new)."""
+        now = time.monotonic()
+        if not force and now - self._synced < SYNC_S and (not full or now - self._synced_full < SYNC_S):
             return
         if not self._sync_lock.acquire(blocking=force):
             return   # another thread is reading the directory right now; its result is as fresh
@@ -271,11 +276,32 @@ class Run:
                     status = self._mark_interrupted(status)
                 self._apply_status(status)
             self._read_config()
-            self._read_history()
-            self._read_quality()
-            self._read_snapshots()
+            if full or self._synced_full:   # once a page has drawn it, keep the history current
+                self._synced_full = time.monotonic()
+                self._read_history()
+                self._read_quality()
+                self._read_snapshots()
+            else:
+                self._read_tail()
         finally:
             self._sync_lock.release()
+
+    def _read_tail(self) -> None:
+        """The last history row without reading the history (listing 100 long runs stays fast)."""
+        path = self.store.path / "history.jsonl"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if size == self._tail[0]:
+            return
+        rows, _ = self.store.tail_rows("history", max(0, size - 4096))
+        self._tail = (size, rows[-1] if rows else None)
+
+    def _last_row(self) -> dict | None:
+        if self._history:
+            return self._history[-1]
+        return self._tail[1]
 
     def _mark_interrupted(self, status: dict[str, Any]) -> dict[str, Any]:
         again = self.store.read_status()   # the worker may have ended the run just now
@@ -317,6 +343,9 @@ class Run:
 
     def _read_quality(self) -> None:
         rows, self._qual_off = self.store.tail_rows("quality", self._qual_off)
+        # measures are numbers keyed by name; anything else in the file (damage, a future field) is dropped
+        rows = [{k: v for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                for r in rows if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)]
         if rows:
             with self._lock:
                 q = self._quality + rows
@@ -338,9 +367,11 @@ class Run:
         new = []
         for st in [s for s in steps if s not in have][-MAX_SNAPSHOTS:]:
             try:
-                new.append(self.store.load_snapshot(st))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue   # half-written or damaged: skipped, never fatal for the view
+                snap = self.store.load_snapshot(st)
+            except Exception:  # noqa: BLE001 - half-written or damaged (BadZipFile, EOFError, ...): skipped
+                continue
+            if _snapshot_fits(snap, self.cfg.is_2d):
+                new.append(snap)
         snaps = sorted(kept + new, key=lambda s: s.step)
         while len(snaps) > MAX_SNAPSHOTS:   # keep the first, thin the older half 2:1
             half = len(snaps) // 2
@@ -348,8 +379,14 @@ class Run:
         with self._lock:
             self._snapshots = snaps
 
-    def view(self, with_snapshots: bool = True) -> RunView:
+    def summary(self) -> RunView:
+        """State, step and config without history or snapshots: what lists of runs show (cheap)."""
         self._sync()
+        return RunView(self.id, self.name, self.state, self.message, self.cfg, self.step, self.epoch,
+                       self.device, self.images_per_s, self.parent, {k: _EMPTY for k in HISTORY_KEYS}, [])
+
+    def view(self, with_snapshots: bool = True) -> RunView:
+        self._sync(full=True)
         with self._lock:
             rows = list(self._history)
             snaps = list(self._snapshots) if with_snapshots else self._snapshots[-1:]
@@ -395,25 +432,52 @@ class Run:
             mtime = None
         if self._g is not None and (mtime is None or self._g[0] == mtime):
             return self._g[1]
+        weights = None
         if mtime is not None:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            weights, classes = state["G"], int(state.get("classes", 0))
-        else:   # a run directory from before generator.pt: the newest checkpoint
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                weights, classes = state["G"], int(state.get("classes", 0))
+            except Exception:  # noqa: BLE001 - a damaged generator.pt: fall back to the newest checkpoint
+                weights = None
+        if weights is None:   # a run directory from before generator.pt, or a damaged one
             ckpt = self.store.checkpoint_path()
             if ckpt is None:
                 raise RuntimeError("this run has no generator weights yet: start it first")
-            state = load_checkpoint(ckpt)
+            try:
+                state = load_checkpoint(ckpt)
+            except StoreError as e:
+                raise RuntimeError(f"this run's generator weights are unreadable: {e}") from None
             weights, classes = state["G"], _label_count(state)
-        self._sync(force=True)
+        self._sync(force=True, full=True)
         with self._lock:
             snap = self._snapshots[-1] if self._snapshots else None
         if snap is None:
             raise RuntimeError("this run has no snapshot yet")
         g, _ = build_models(self.cfg, tuple(snap.fake.shape[1:]), classes)
-        g.load_state_dict(weights)
+        try:
+            g.load_state_dict(weights)
+        except (RuntimeError, TypeError, AttributeError) as e:
+            raise RuntimeError(f"this run's generator weights do not fit its config: {str(e)[:160]}") from None
         g.eval()
         self._g = (mtime or 0, g)
         return g
+
+
+def _snapshot_fits(snap: Snapshot, is_2d: bool) -> bool:
+    """A snapshot pages can draw: samples of the run's kind (2D points or N x C x H x W images)."""
+    fake = np.asarray(snap.fake)
+    if is_2d:
+        return fake.ndim == 2 and fake.shape[1] == 2 and np.issubdtype(fake.dtype, np.floating)
+    return fake.ndim == 4 and fake.shape[1] in (1, 3) and np.issubdtype(fake.dtype, np.floating)
+
+
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return text if isinstance(e, StoreError) else f"{type(e).__name__}: {text}"
 
 
 def _num(v: Any) -> float:
@@ -462,6 +526,7 @@ class RunRegistry:
             self.executor = get_executor(executor)
         self._runs: dict[str, Run] = {}
         self._lock = threading.RLock()
+        self.unreadable: dict[str, str] = {}   # run id -> why it cannot be read (filled by list())
 
     def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
                init_state: dict | None = None, start: bool = True, paused: bool = False) -> Run:
@@ -493,12 +558,13 @@ class RunRegistry:
             ids = [p.name for p in self.runs_dir.iterdir() if (p / "config.json").is_file()]
         except OSError:
             pass
-        runs = []
+        runs, broken = [], {}
         for run_id in ids:
             try:
                 runs.append(self.get(run_id))
-            except Exception:  # noqa: BLE001 - a broken directory is skipped, never fatal for the list
-                continue
+            except Exception as e:  # noqa: BLE001 - a broken directory is listed as unreadable, never fatal
+                broken[run_id] = _reason(e)
+        self.unreadable = broken
         with self._lock:
             for run_id in [r for r in self._runs if r not in ids]:
                 self._runs.pop(run_id)   # deleted from disk by someone else
@@ -530,6 +596,10 @@ class RunRegistry:
         run._apply_status(run.store.update_status(name=name))
 
     def delete(self, run_id: str) -> None:
+        if run_id in self.unreadable:   # a damaged directory: nothing trains it, remove what is there
+            shutil.rmtree(safe_run_dir(self.runs_dir, run_id), ignore_errors=True)
+            self.unreadable.pop(run_id, None)
+            return
         run = self.get(run_id)
         run.stop(wait=10)
         pid = run._status.get("pid")

@@ -153,9 +153,14 @@ class RunStore:
     def read_config(self) -> TrainConfig:
         try:
             data = json.loads((self.path / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise StoreError(f"{self.path.name}: unreadable config.json ({e})") from None
-        return TrainConfig.from_dict(data)
+        except (OSError, ValueError, RecursionError) as e:
+            raise StoreError(f"{self.path.name}: unreadable config.json ({str(e)[:120] or type(e).__name__})") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{self.path.name}: config.json is not a mapping of settings")
+        try:
+            return TrainConfig.from_dict(data)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise StoreError(f"{self.path.name}: invalid config.json ({str(e)[:160]})") from None
 
     def write_status(self, status: dict[str, Any]) -> None:
         status = {**status, "updated": time.time()}
@@ -165,7 +170,7 @@ class RunStore:
         try:
             data = json.loads((self.path / "status.json").read_text())
             return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
 
     def update_status(self, **changes: Any) -> dict[str, Any]:
@@ -207,7 +212,7 @@ class RunStore:
         for line in data[:end].splitlines():
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(row, dict):
                 rows.append(row)

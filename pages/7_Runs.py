@@ -49,6 +49,14 @@ def _delete(run_id: str) -> None:
         _flash("error", f"Delete failed: {e}")
 
 
+def _delete_unreadable(run_id: str) -> None:
+    try:
+        registry().delete(run_id)
+        _flash("success", f"Deleted the unreadable run {run_id}.")
+    except (KeyError, StoreError, OSError) as e:
+        _flash("error", f"Delete failed: {e}")
+
+
 def _resume(run_id: str) -> None:
     try:
         registry().get(run_id).start()
@@ -95,6 +103,11 @@ kind, text = st.session_state.pop(FLASH, (None, None))
 if kind:
     getattr(st, kind)(text)
 runs = reg.list()
+for rid, why in sorted(reg.unreadable.items()):
+    c1, c2 = st.columns([6, 1], vertical_alignment="center")
+    c1.warning(f"`{rid}` is unreadable: {why}", icon=":material/broken_image:")
+    c2.button("Delete", key=f"runs-del-broken-{rid}", on_click=_delete_unreadable, args=(rid,),
+              help="Remove this damaged run directory; every other run is untouched.")
 if runs:
     st.dataframe(runs_table(runs, reg.get), hide_index=True, width="stretch",
                  column_order=("name", "state", "step", "steps", "dataset", "model", "loss", "parent", "created"))

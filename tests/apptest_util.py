@@ -21,3 +21,12 @@ def echarts(at: AppTest) -> list[dict]:
                 entry["source"] = tables[source["name"]]
         options.append(option)
     return options
+
+
+def open_page(path: str, run_id: str | None = None, timeout: float = 60) -> AppTest:
+    """An AppTest of the page file `path` (relative to the repository) with ?run=`run_id`, not yet run."""
+    from pathlib import Path
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / path), default_timeout=timeout)
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    return at
