@@ -84,7 +84,8 @@ def source(tmp_path_factory) -> Path:
 def test_one_damaged_run_leaves_every_page_working(kind, source, tmp_path, monkeypatch, clean_cache) -> None:
     root = tmp_path / "runs"
     shutil.copytree(source, root)
-    by_name = {json.loads((p / "status.json").read_text())["name"]: p for p in root.iterdir() if (p / "status.json").is_file()}
+    dirs = [p for p in root.iterdir() if (p / "status.json").is_file()]
+    by_name = {json.loads((p / "status.json").read_text())["name"]: p for p in dirs}
     DAMAGE[kind](by_name["damaged"])
     monkeypatch.setenv("GANLAB_RUNS_DIR", str(root))
     reg = RunRegistry(root)
