@@ -32,7 +32,17 @@ from .config import TrainConfig
 from .executor import get_executor, shutdown_all
 from .snapshots import HISTORY_KEYS, Snapshot
 from .states import ACTIVE, BRANCH, FINAL, LIVE, RESUMABLE, RunState  # noqa: F401 - re-exported
-from .store import RunStore, StoreError, clean_name, default_runs_dir, load_checkpoint, safe_run_dir
+from .store import (
+    RunStore,
+    StoreError,
+    budget_bytes,
+    clean_name,
+    default_runs_dir,
+    dir_size,
+    load_checkpoint,
+    safe_run_dir,
+    sweep_temp,
+)
 
 BRANCH_FIELDS = BRANCH
 MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (the file keeps all)
@@ -40,6 +50,7 @@ MAX_SNAPSHOTS = 120        # snapshots kept in memory; older ones thinned 2:1 (d
 SYNC_S = 0.1               # a run re-reads its directory at most this often, however many pages look
 LAUNCH_GRACE_S = 30.0      # a worker launched this recently may not hold its lock yet
 HOST = socket.gethostname()
+RUNS_QUOTA_MB = 20_000     # the whole runs directory (GANLAB_RUNS_QUOTA_MB); new runs are refused past it
 
 INTERRUPTED = "the process training this run ended; Resume continues from the last checkpoint"
 
@@ -527,9 +538,22 @@ class RunRegistry:
         self._runs: dict[str, Run] = {}
         self._lock = threading.RLock()
         self.unreadable: dict[str, str] = {}   # run id -> why it cannot be read (filled by list())
+        self._size = (-1e9, 0)                  # (when, bytes) of the last walk of the runs directory
+        sweep_temp(self.runs_dir)               # temp files of writes a kill interrupted
+
+    def check_quota(self) -> None:
+        """StoreError when the runs directory has used its quota (GANLAB_RUNS_QUOTA_MB, default 20 GB)."""
+        quota = budget_bytes("GANLAB_RUNS_QUOTA_MB", RUNS_QUOTA_MB)
+        now = time.monotonic()
+        if now - self._size[0] > 10.0:   # walking thousands of files: at most every 10 s
+            self._size = (now, dir_size(self.runs_dir))
+        if self._size[1] >= quota:
+            raise StoreError(f"the runs folder is full ({self._size[1] / 2**20:,.0f} MB of its "
+                             f"{quota / 2**20:,.0f} MB quota): delete old runs on the Runs page first")
 
     def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
                init_state: dict | None = None, start: bool = True, paused: bool = False) -> Run:
+        self.check_quota()
         store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent)
         if init_state is not None:
             store.save_init(init_state)

@@ -30,6 +30,84 @@ from .snapshots import Snapshot
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_NAME = 80
+MAX_SNAPSHOT_FILES = 240     # snapshots kept on disk per run: the newest half dense, older ones thinned 2:1
+MAX_MILESTONES = 8           # milestone checkpoints kept per run: older ones thinned 2:1 the same way
+STALE_TMP_S = 600.0          # a temp file this old belongs to a write that died (a kill mid-checkpoint)
+
+
+def thin(steps: list[int], limit: int) -> list[int]:
+    """The steps to delete so at most `limit` remain: the first and the newest half stay, every other one of
+    the older half goes. Applied each time the limit is passed, old steps end up log-spaced."""
+    if len(steps) <= limit or limit < 4:
+        return []
+    half = len(steps) // 2
+    older = steps[1:half]
+    return older[::2]
+
+
+def sweep_temp(runs_dir: Path) -> int:
+    """Remove temp files of writes that never finished (`.<name>.<pid>....tmp` older than STALE_TMP_S or
+    whose writer process is gone); returns how many went."""
+    removed = 0
+    now = time.time()
+    try:
+        dirs = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
+    except OSError:
+        return 0
+    for d in dirs:
+        for sub in (d, d / "snapshots", d / "checkpoints"):
+            try:
+                tmps = list(sub.glob(".*.tmp"))
+            except OSError:
+                continue
+            for tmp in tmps:
+                parts = tmp.name.split(".")
+                pid = int(parts[-4]) if len(parts) >= 5 and parts[-4].isdigit() else None
+                try:
+                    old = now - tmp.stat().st_mtime > STALE_TMP_S
+                    if old or (pid is not None and not _pid_running(pid)):
+                        tmp.unlink()
+                        removed += 1
+                except OSError:
+                    continue
+    return removed
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def budget_bytes(var: str, default_mb: float) -> int:
+    """A size limit from the environment in MB (e.g. GANLAB_RUN_BUDGET_MB), as bytes; a bad value keeps the default."""
+    try:
+        mb = float(os.environ.get(var, default_mb))
+    except ValueError:
+        mb = default_mb
+    return int(max(mb, 0.01) * 2**20)
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(root, f)).st_size
+            except OSError:
+                continue
+    return total
 
 
 class StoreError(ValueError):
@@ -225,6 +303,14 @@ class RunStore:
     # --- snapshots -----------------------------------------------------------------------------------
     def save_snapshot(self, snap: Snapshot) -> None:
         atomic_write(self.snap_dir / f"s{snap.step:09d}.npz", snap.to_bytes())
+        for step in thin(self.snapshot_steps(), MAX_SNAPSHOT_FILES):
+            (self.snap_dir / f"s{step:09d}.npz").unlink(missing_ok=True)
+
+    def drop_snapshots_after(self, step: int) -> None:
+        """A resume from the checkpoint at `step`: snapshots of the steps it will train again go."""
+        for s in self.snapshot_steps():
+            if s > step:
+                (self.snap_dir / f"s{s:09d}.npz").unlink(missing_ok=True)
 
     def snapshot_steps(self) -> list[int]:
         steps = []
@@ -258,9 +344,10 @@ class RunStore:
         path = self.ckpt_dir / f"step-{step:09d}.pt"
         atomic_write(path, buf.getvalue())
         ckpts = self.checkpoint_steps()
-        for s in ckpts[:-keep] if keep else []:
-            if not (milestone_steps > 0 and s % milestone_steps == 0):
-                (self.ckpt_dir / f"step-{s:09d}.pt").unlink(missing_ok=True)
+        old = ckpts[:-keep] if keep else []
+        milestones = [s for s in old if milestone_steps > 0 and s % milestone_steps == 0]
+        for s in [s for s in old if s not in milestones] + thin(milestones, MAX_MILESTONES):
+            (self.ckpt_dir / f"step-{s:09d}.pt").unlink(missing_ok=True)
         return path
 
     def checkpoint_steps(self) -> list[int]:
@@ -306,6 +393,25 @@ class RunStore:
         buf = io.BytesIO()
         torch.save({"G": g_state, "step": int(step), "classes": int(classes)}, buf)
         atomic_write(self.generator_path(), buf.getvalue())
+
+    def enforce_budget(self, budget: int) -> int:
+        """Bring the run's files under `budget` bytes if pruning can: milestone checkpoints first (oldest
+        first), then older snapshots, then all but the newest two checkpoints. Returns the size after."""
+        size = dir_size(self.path)
+        ckpts = self.checkpoint_steps()
+        while size > budget and len(ckpts) > 2:
+            victim = ckpts.pop(0)   # the oldest first: milestones are the oldest checkpoints
+            path = self.ckpt_dir / f"step-{victim:09d}.pt"
+            size -= _size(path)
+            path.unlink(missing_ok=True)
+        snaps = self.snapshot_steps()
+        while size > budget and len(snaps) > 8:
+            for step in snaps[1:len(snaps) // 2:2]:
+                path = self.snap_dir / f"s{step:09d}.npz"
+                size -= _size(path)
+                path.unlink(missing_ok=True)
+            snaps = self.snapshot_steps()
+        return size
 
     def delete(self) -> None:
         shutil.rmtree(self.path)

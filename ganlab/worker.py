@@ -24,6 +24,7 @@ from typing import Any, Callable
 from . import control
 from .snapshots import SINGLE_CODES
 from .states import RunState, check_transition
+from .store import budget_bytes
 
 SNAPSHOT_EVERY_2D = 250
 CHECKPOINT_EVERY_2D = 1000
@@ -31,6 +32,7 @@ CHECKPOINT_MIN_S = 30.0
 FLUSH_S = 0.5            # history rows reach the disk at least this often (pages refresh once a second)
 POLL_S = 0.02            # commands are read at most this often while training
 IDLE_S = 0.05            # ... and while paused or queued
+RUN_BUDGET_MB = 200     # disk per run (GANLAB_RUN_BUDGET_MB): snapshots and checkpoints are thinned to fit
 OOM = "out of memory: lower the batch size or the network width"
 
 
@@ -51,6 +53,7 @@ class Worker:
         self.launch = launch
         self._quality_fn = quality_fn
         self.wait_quality = False   # a worker process sets it: its exit would drop queued measures
+        self.over_budget = 0        # set when pruning cannot bring the run's files under its budget
         self.state = RunState.parse(self.store.read_status().get("state"), RunState.INTERRUPTED)
         self.step = self.epoch = 0
         self.device = ""
@@ -154,6 +157,7 @@ class Worker:
         if init is not None:
             with device_lock(trainer.device):
                 trainer.load_state_dict(init, weights_only=bool(init.get("_weights_only", False)))
+            self.store.drop_snapshots_after(trainer.step)   # a resume trains those steps again
         self.device = str(trainer.device)
         self.step, self.epoch = trainer.step, trainer.epoch
         snap_every = cfg.snapshot_every or (SNAPSHOT_EVERY_2D if trainer.is_2d else trainer.steps_per_epoch)
@@ -164,11 +168,15 @@ class Worker:
         ckpt_min_s = 0.0 if cfg.checkpoint_every or trainer.is_2d else CHECKPOINT_MIN_S
         last_ckpt = 0.0
 
+        budget = budget_bytes("GANLAB_RUN_BUDGET_MB", RUN_BUDGET_MB)
+
         def checkpoint() -> None:
             nonlocal last_ckpt
             last_ckpt = time.monotonic()
             self.store.save_checkpoint(trainer.state_dict(), trainer.step, keep=cfg.keep_checkpoints,
                                        milestone_steps=milestones)
+            if self.store.enforce_budget(budget) > budget:
+                self.over_budget = budget
 
         with device_lock(trainer.device):
             if not weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
@@ -234,6 +242,11 @@ class Worker:
                 if trainer.step >= cfg.steps:
                     self._flush(rows)
                     self._set_state(RunState.FINISHED, f"finished {trainer.step} steps")
+                    return self._wait_quality()
+                if self.over_budget:
+                    self._flush(rows)
+                    self._set_state(RunState.STOPPED, f"stopped at step {trainer.step}: its files passed the disk "
+                                    f"budget of {self.over_budget // 2**20} MB per run (GANLAB_RUN_BUDGET_MB)")
                     return self._wait_quality()
                 if kind is not None:
                     self.store.update_status(step=self.step, epoch=self.epoch)
