@@ -137,10 +137,11 @@ def check_upload(data: bytes) -> Upload:
 
 
 def create_from_upload(reg: RunRegistry, upload: Upload, file_name: str, explore: bool = False,
-                       name: str | None = None) -> Run:
+                       name: str | None = None, owner: str | None = None) -> Run:
     """A new run from a checked upload: training continues (explore=False) or it starts paused, so the
     latent explorer and the D views can look at the networks without training them."""
     parent = {"checkpoint": file_name[:200], "step": upload.step}
     stem = file_name.rsplit(".", 1)[0][:60] or "upload"   # a long file name must not make the run name too long
     label = name or f"{stem} ({'explore' if explore else 'continued'})"
-    return reg.create(upload.cfg, label, parent=parent, init_state=upload.state, start=True, paused=explore)
+    return reg.create(upload.cfg, label, parent=parent, init_state=upload.state, start=True, paused=explore,
+                      owner=owner)

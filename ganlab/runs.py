@@ -151,6 +151,11 @@ class Run:
         return max(_int(self._status.get("epoch")), _int(last.get("epoch") if last else None))
 
     @property
+    def owner(self) -> str | None:
+        owner = self._status.get("owner")
+        return owner if isinstance(owner, str) else None
+
+    @property
     def device(self) -> str:
         dev = self._status.get("device")
         return dev if isinstance(dev, str) else ""
@@ -552,9 +557,12 @@ class RunRegistry:
                              f"{quota / 2**20:,.0f} MB quota): delete old runs on the Runs page first")
 
     def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
-               init_state: dict | None = None, start: bool = True, paused: bool = False) -> Run:
+               init_state: dict | None = None, start: bool = True, paused: bool = False,
+               owner: str | None = None) -> Run:
+        """A new run directory (owned by `owner`, an owners.owner_id; None: the instructor's), started unless
+        `start` is False."""
         self.check_quota()
-        store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent)
+        store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent, owner)
         if init_state is not None:
             store.save_init(init_state)
         run = Run(store, cfg, self)
@@ -594,7 +602,8 @@ class RunRegistry:
                 self._runs.pop(run_id)   # deleted from disk by someone else
         return sorted(runs, key=lambda r: r.created, reverse=True)
 
-    def branch(self, run: Run, step: int | None = None, name: str | None = None, **changes: Any) -> Run:
+    def branch(self, run: Run, step: int | None = None, name: str | None = None, owner: str | None = None,
+               **changes: Any) -> Run:
         """A new run that continues `run` from its checkpoint at (or before) `step`, with `changes`.
 
         Live fields, `steps` and `loss` may change. A loss keeps the same networks except where the
@@ -612,7 +621,8 @@ class RunRegistry:
         if cfg != parent_cfg:
             _check_weights_fit(run, cfg, state, changes)
         parent = {"run": run.id, "name": run.name, "step": int(state["step"])}
-        return self.create(cfg, name or f"{run.name} @{state['step']}", parent=parent, init_state=state)
+        return self.create(cfg, name or f"{run.name} @{state['step']}", parent=parent, init_state=state,
+                           owner=owner)
 
     def rename(self, run_id: str, name: str) -> None:
         run = self.get(run_id)

@@ -197,7 +197,8 @@ class RunStore:
         self.ckpt_dir = self.path / "checkpoints"
 
     @classmethod
-    def create(cls, runs_dir: Path, name: str, cfg: TrainConfig, parent: dict | None = None) -> "RunStore":
+    def create(cls, runs_dir: Path, name: str, cfg: TrainConfig, parent: dict | None = None,
+               owner: str | None = None) -> "RunStore":
         name = clean_name(name)
         runs_dir = Path(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +218,7 @@ class RunStore:
         store.ckpt_dir.mkdir()
         store.write_config(cfg)
         store.write_status({"state": "created", "message": "", "step": 0, "epoch": 0, "name": name,
-                            "parent": parent, "created": time.time(), "pid": os.getpid()})
+                            "parent": parent, "created": time.time(), "pid": None, "owner": owner})
         return store
 
     @property

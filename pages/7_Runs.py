@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import export
+from ganlab import export, owners
 from ganlab.lineage import (
     BRANCH_FORM_FIELDS,
     RESUMABLE,
@@ -17,7 +17,17 @@ from ganlab.lineage import (
     runs_table,
 )
 from ganlab.store import StoreError, slug
-from ui.common import _field_widget, registry, run_picker, select_run, setup, state_badge, wait_until
+from ui import session
+from ui.common import (
+    field_widget,
+    live_owners,
+    registry,
+    run_picker,
+    select_run,
+    setup,
+    state_badge,
+    wait_until,
+)
 
 FLASH, CONFIRM, CHECKED = "runs._flash", "runs._confirm_delete", "runs._upload"
 
@@ -27,8 +37,13 @@ def _flash(kind: str, text: str) -> None:
 
 
 # --- button callbacks (they run before the page redraws, so the page shows their effect) ----------------
+def _allowed(run_id: str, action: str) -> None:
+    owners.check(registry().get(run_id).owner, session.me(), action)
+
+
 def _rename(run_id: str) -> None:
     try:
+        _allowed(run_id, "rename")
         registry().rename(run_id, st.session_state[f"runs.name.{run_id}"])
         _flash("success", "Renamed.")
     except (KeyError, StoreError, OSError) as e:
@@ -42,6 +57,7 @@ def _ask_delete(run_id: str | None) -> None:
 def _delete(run_id: str) -> None:
     st.session_state.pop(CONFIRM, None)
     try:
+        _allowed(run_id, "delete")
         name = registry().get(run_id).name
         registry().delete(run_id)
         _flash("success", f"Deleted {name}.")
@@ -51,6 +67,8 @@ def _delete(run_id: str) -> None:
 
 def _delete_unreadable(run_id: str) -> None:
     try:
+        if not session.me().instructor:
+            raise owners.NotAllowed("only the instructor can delete a run directory nobody can read")
         registry().delete(run_id)
         _flash("success", f"Deleted the unreadable run {run_id}.")
     except (KeyError, StoreError, OSError) as e:
@@ -59,6 +77,7 @@ def _delete_unreadable(run_id: str) -> None:
 
 def _resume(run_id: str) -> None:
     try:
+        _allowed(run_id, "resume")
         registry().get(run_id).start()
         _flash("success", "Resumed from the last checkpoint: watch it on Train.")
     except (KeyError, RuntimeError, StoreError, OSError) as e:
@@ -74,7 +93,9 @@ def _branch(run_id: str) -> None:
         return
     try:
         run = reg.get(run_id)
-        child = reg.branch(run, step, st.session_state.get(f"{key}.name") or None, **changes)
+        owners.check_quota(live_owners(reg), session.me())
+        child = reg.branch(run, step, st.session_state.get(f"{key}.name") or None, owner=session.me().owner_id,
+                           **changes)
     except (KeyError, ValueError, OSError) as e:   # ConfigError and StoreError are ValueErrors
         _flash("error", f"Branch failed: {e}")
         return
@@ -86,7 +107,8 @@ def _branch(run_id: str) -> None:
 def _from_upload(explore: bool) -> None:
     _, file_name, upload = st.session_state[CHECKED]
     try:
-        run = create_from_upload(registry(), upload, file_name, explore=explore)
+        owners.check_quota(live_owners(registry()), session.me())
+        run = create_from_upload(registry(), upload, file_name, explore=explore, owner=session.me().owner_id)
     except (ValueError, OSError) as e:
         _flash("error", f"Could not create the run: {e}")
         return
@@ -166,7 +188,7 @@ if run is not None:
                 extra = cfg.steps // 2 if view.step >= cfg.steps else 0   # a finished run needs more steps
                 for i, name in enumerate(BRANCH_FORM_FIELDS):
                     with cols[i % 4]:
-                        _field_widget(name, cfg.steps + extra if name == "steps" else getattr(cfg, name),
+                        field_widget(name, cfg.steps + extra if name == "steps" else getattr(cfg, name),
                                       f"{key}.{name}")
                 st.form_submit_button("Branch from this checkpoint", type="primary", on_click=_branch,
                                       args=(run.id,), icon=":material/call_split:")

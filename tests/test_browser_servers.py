@@ -47,6 +47,9 @@ def test_a_run_started_on_one_server_is_paused_and_resumed_from_another(
         a.wait_for_url(re.compile(r".*/Train\?run=.*"), timeout=60_000)
         run_id = a.url.split("run=")[1].split("&")[0]
         _wait_state(runs_dir, run_id, "running", 90)
+        cookies = {c["name"]: c["value"] for c in one.cookies()}
+        assert len(cookies.get("ganlab_owner", "")) == 32, "the owner token is kept for a reload"
+        assert _status(runs_dir, run_id)["owner"] != cookies["ganlab_owner"], "status.json holds its hash only"
         pid = _status(runs_dir, run_id)["pid"]
 
         b.goto(f"{second_server}/Train?run={run_id}")

@@ -24,11 +24,12 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from ganlab import charts, viz
+from ganlab import charts, owners, viz
 from ganlab.config import LIVE_FIELDS, ConfigError, TrainConfig
 from ganlab.diagnose import diagnose
 from ganlab.runs import Run, RunRegistry, RunView, get_registry
 from ganlab.store import default_runs_dir
+from ui import session
 from ui.config_form import (  # noqa: F401 - re-exported: pages import the form from ui.common
     FORM_GROUPS,
     config_form,
@@ -38,8 +39,6 @@ from ui.config_form import (  # noqa: F401 - re-exported: pages import the form 
     preset_picker,
     widget_value,
 )
-
-_field_widget = field_widget   # the earlier private name; pages/7_Runs.py imports it
 
 RUN_KEY = "run_id"          # session_state key of the selected run id (pages read it)
 URL_KEY = "run"             # query parameter carrying the selected run, so a link opens the same run
@@ -75,6 +74,9 @@ def setup() -> RunRegistry:
     """
     # A bundled icon: a ":material/..." page icon makes the browser fetch its SVG from the internet.
     st.set_page_config(layout="wide", page_icon=_icon())
+    session.me()
+    session.remember()
+    session.instructor_box()
     # Page scripts hold the GIL between the training threads' torch ops; with Python's default 5 ms switch
     # interval a watched 2D run kept 0.82 of its speed, with 1 ms 0.95 (bench, ring8). Process-wide, so here.
     sys.setswitchinterval(0.001)
@@ -150,9 +152,17 @@ def wait_until(run: Run, done: Callable[[RunView], bool], timeout: float = 3.0) 
         time.sleep(0.05)
 
 
+def live_owners(reg: RunRegistry) -> list[str | None]:
+    return [r.owner for r in reg.list() if r.state in ("queued", "running", "paused")]
+
+
 def start_run(cfg: TrainConfig, name: str | None = None, reg: RunRegistry | None = None) -> Run:
-    """Create and start a run, select it, and wait until its thread has picked it up."""
-    run = (reg or registry()).create(cfg, name or None, start=True)
+    """Create and start a run owned by this session, select it, and wait until its worker has it.
+    Raises owners.NotAllowed past the per-person cap."""
+    reg = reg or registry()
+    who = session.me()
+    owners.check_quota(live_owners(reg), who)
+    run = reg.create(cfg, name or None, start=True, owner=who.owner_id)
     select_run(run.id)
     wait_until(run, lambda v: v.state != "created" or not run.alive)
     return run
@@ -220,6 +230,11 @@ def live_fragment(run: Run, render: Callable[[RunView], Any], *, key: str, every
 def _command(run_id: str, action: str) -> None:
     """Button callback: run one command and wait briefly for its effect (runs before the page redraws)."""
     run = registry().get(run_id)
+    try:
+        owners.check(run.owner, session.me(), {"d": "step", "g": "step", "both": "step"}.get(action, action))
+    except owners.NotAllowed as e:
+        st.session_state["_flash"] = str(e)
+        return
     before = run.view(with_snapshots=False)
     last = lambda v: (v.step, len(v.history["time"]), v.history["time"][-1] if len(v.history["time"]) else 0)  # noqa: E731
     try:
@@ -243,8 +258,9 @@ def _command(run_id: str, action: str) -> None:
 
 
 def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
-    """Start / Pause / Resume / Stop and single-step buttons for `run`."""
+    """Start / Pause / Resume / Stop and single-step buttons for `run` (disabled for others' runs)."""
     s, alive = view.state, run.alive
+    mine = owners.may_command(run.owner, session.me())
     done = s in ("finished", "diverged")
     buttons = [
         ("Start", "start", ":material/play_arrow:", alive or s not in ("created", "stopped", "interrupted", "failed")),
@@ -257,10 +273,13 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
     ]
     cols = st.columns(len(buttons))
     for col, (label, action, icon, disabled) in zip(cols, buttons):
-        col.button(label, key=f"{key}-{action}", icon=icon, disabled=disabled, on_click=_command,
+        col.button(label, key=f"{key}-{action}", icon=icon, disabled=disabled or not mine, on_click=_command,
                    args=(run.id, action), width="stretch",
                    help="A step pauses the run first; 'both' is d_steps D updates then one G update."
                    if action in ("d", "g", "both") else None)
+    if not mine:
+        st.caption("Someone else started this run: you can watch it and branch it (Runs page); its owner or "
+                   "the instructor controls it.")
     flash = st.session_state.pop("_flash", None)
     if flash:
         st.error(flash)
@@ -268,6 +287,11 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
 
 def _apply_live(run_id: str, names: tuple[str, ...]) -> None:
     run = registry().get(run_id)
+    try:
+        owners.check(run.owner, session.me(), "edit")
+    except owners.NotAllowed as e:
+        st.session_state["_live_msg"] = ("error", str(e))
+        return
     changes = {n: st.session_state[f"live.{run_id}.{n}"] for n in names}
     changes = {n: v for n, v in changes.items() if v != getattr(run.cfg, n)}
     try:
@@ -286,7 +310,8 @@ def live_settings(run: Run, view: RunView) -> None:
         for i, name in enumerate(names):
             with cols[i % 4]:
                 field_widget(name, getattr(view.cfg, name), f"live.{run.id}.{name}")
-        st.form_submit_button("Apply to the running run", on_click=_apply_live, args=(run.id, names))
+        st.form_submit_button("Apply to the running run", on_click=_apply_live, args=(run.id, names),
+                              disabled=not owners.may_command(run.owner, session.me()))
     kind, msg = st.session_state.pop("_live_msg", (None, None))
     if kind == "error":
         st.error(msg)
