@@ -120,10 +120,11 @@ class Plan:
     counts: tuple[int, ...]  # page counts on the ring8 run
     mlp_pages: int
     commands: int            # pause and edit commands each
+    open_timeout_s: float    # pages not drawing the run by then are measured anyway (pages_showing_N says so)
 
 
-QUICK = Plan(8.0, 2.0, (2, 4, 8), 4, 10)
-FULL = Plan(20.0, 3.0, (2, 4, 8), 4, 20)
+QUICK = Plan(8.0, 2.0, (2, 4, 8), 4, 10, 60.0)
+FULL = Plan(20.0, 3.0, (2, 4, 8), 4, 20, 120.0)
 
 
 # --- the server ----------------------------------------------------------------------------------------------
@@ -173,13 +174,16 @@ class Server:
                 continue
 
 
-def start_server(runs_dir: Path, log_path: Path, app: Path = REPO_ROOT / "app.py", timeout: float = 60.0) -> Server:
-    """`streamlit run app.py` headless on a free loopback port, showing `runs_dir`; returns once healthy."""
+def start_server(runs_dir: Path, log_path: Path, app: Path = REPO_ROOT / "app.py", timeout: float = 60.0,
+                 extra_args: Iterable[str] = ()) -> Server:
+    """`streamlit run app.py` headless on a free loopback port, showing `runs_dir`; returns once healthy.
+    Run from the repository root, so .streamlit/config.toml applies; `extra_args` are more `--section.option=v`."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GANLAB_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true", f"--server.port={port}",
-           "--server.address=127.0.0.1", "--server.fileWatcherType=none", "--browser.gatherUsageStats=false"]
+           "--server.address=127.0.0.1", "--server.fileWatcherType=none", "--browser.gatherUsageStats=false",
+           *extra_args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -311,6 +315,7 @@ class WatchPage:
     page: Any
     name: str                      # "Train" or "Discriminator"
     errors: list[str] = field(default_factory=list)
+    showing: bool = True           # False: it did not draw the run in time (open_pages(require=False))
 
     def counters(self) -> dict[str, Any]:
         try:
@@ -320,9 +325,12 @@ class WatchPage:
             return {}
 
 
-def open_pages(browser: Any, base_url: str, run_id: str, n: int, timeout_ms: float = 120_000) -> list[WatchPage]:
+def open_pages(browser: Any, base_url: str, run_id: str, n: int, timeout_ms: float = 120_000,
+               require: bool = True) -> list[WatchPage]:
     """`n` pages on the run, alternating Train and Discriminator, each in its own context (its own Streamlit
-    session); returns once every page is connected and draws the run. Raises with the app's exception text."""
+    session); returns once every page is connected and draws the run, all within `timeout_ms`. Raises with the
+    app's exception text, or (with `require`) the state of a page that was not drawn in time; without `require`
+    a late page is only marked (`WatchPage.showing` False), so a benchmark can measure a server that stalls."""
     pages: list[WatchPage] = []
     try:
         for i in range(n):
@@ -335,8 +343,15 @@ def open_pages(browser: Any, base_url: str, run_id: str, n: int, timeout_ms: flo
             page.on("pageerror", lambda exc, wp=wp: wp.errors.append(f"pageerror: {exc}"))
             pages.append(wp)
             page.goto(f"{base_url}/{name}?run={run_id}", wait_until="commit")
+        deadline = time.monotonic() + timeout_ms / 1000
         for wp in pages:
-            wait_showing(wp, timeout_ms)
+            left_ms = max(1.0, (deadline - time.monotonic()) * 1000)
+            try:
+                wait_showing(wp, left_ms)
+            except TimeoutError:
+                if require:
+                    raise
+                wp.showing = False
     except BaseException:
         close_pages(pages)
         raise
@@ -397,6 +412,7 @@ class Window:
     refreshes: list[list[float]]   # per page: refresh times (unix s) inside the window
     bursts: int                    # frame bursts inside the window, all pages (cross-check of refreshes)
     server_slices: list[tuple[float, float, int]]   # (slice start, slice end, server ticks)
+    showing: int = 0               # pages that drew the run before the window
 
     @property
     def refresh_count(self) -> int:
@@ -520,10 +536,15 @@ def watched_series(lab: Lab, run: Any, counts: Iterable[int], plan: Plan) -> tup
     watched = []
     for n in counts:
         t = time.monotonic()
-        lab.pages = open_pages(lab.browser, lab.server.base_url, run.id, n)
-        _log(f"{run.name}: {n} pages showing the run after {time.monotonic() - t:.1f} s")
+        lab.pages = open_pages(lab.browser, lab.server.base_url, run.id, n, plan.open_timeout_s * 1000, require=False)
+        shown = sum(wp.showing for wp in lab.pages)
+        _log(f"{run.name}: {shown} of {n} pages showing the run after {time.monotonic() - t:.1f} s")
+        for wp in lab.pages:
+            if not wp.showing:
+                _log(f"  late page: {page_state(wp)[:400]}")
         time.sleep(plan.warmup_s)
         watched.append(measure_window(tail, plan.window_s, lab.pages, spid, wpid))
+        watched[-1].showing = shown
         errors = [e for wp in lab.pages for e in wp.errors]
         close_pages(lab.pages)
         lab.pages = []
@@ -602,21 +623,22 @@ def start_browser(lab: Lab) -> None:
     lab.browser = lab.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def measure(quick: bool = True) -> dict[str, Any]:
-    """Run every measurement (see the module docstring); about 3-4 minutes quick on 2 cores."""
+def measure(quick: bool = True, server_args: Iterable[str] = ()) -> dict[str, Any]:
+    """Run every measurement (see the module docstring); about 3-4 minutes quick on 2 cores. `server_args`
+    go to `streamlit run` (e.g. ["--runner.postScriptGC=false"] to compare a server setting)."""
     from .config import get_preset
     from .runs import RunRegistry
 
     plan = QUICK if quick else FULL
     started = time.monotonic()
     out: dict[str, Any] = {"quick": quick, "window_s": plan.window_s, "cpus": os.cpu_count(),
-                           "loadavg_start": round(os.getloadavg()[0], 2)}
+                           "loadavg_start": round(os.getloadavg()[0], 2), "server_args": list(server_args)}
     lab = Lab(Path(tempfile.mkdtemp(prefix="ganlab-watch-")))
     try:
         runs_dir = lab.tmp / "runs"
         runs_dir.mkdir()
         lab.reg = RunRegistry(runs_dir)
-        lab.server = start_server(runs_dir, lab.tmp / "streamlit.log")
+        lab.server = start_server(runs_dir, lab.tmp / "streamlit.log", extra_args=server_args)
         _log(f"server at {lab.server.base_url} (pid {lab.server.pid})")
         run = lab.new_run(get_preset("ring8").config().replace(steps=ENDLESS), "watch-ring8")
         start_browser(lab)   # the first pages import torch in the server: open_pages waits for that
@@ -634,6 +656,7 @@ def measure(quick: bool = True) -> dict[str, Any]:
             out[f"worker_cpu_{w.n}"] = _round(w.worker_cpu)
             out[f"other_cpu_{w.n}"] = _round(w.other_cpu)
             out[f"refreshes_per_page_s_{w.n}"] = _round(w.refresh_count / w.n / (w.t1 - w.t0))
+            out[f"pages_showing_{w.n}"] = w.showing
         most = max(watched, key=lambda w: w.n)
         total = most.server_cpu * (most.t1 - most.t0)
         out["server_ms_per_refresh"] = _round(percentile(most.ms_per_refresh_slices(), 50), 1)
@@ -652,6 +675,8 @@ def measure(quick: bool = True) -> dict[str, Any]:
         out[f"chromium_cpu_mlp_{n}"] = _round(watched[0].chromium_cpu)
         out[f"server_cpu_mlp_{n}"] = _round(watched[0].server_cpu)
         out[f"worker_cpu_mlp_{n}"] = _round(watched[0].worker_cpu)
+        out[f"refreshes_per_page_s_mlp_{n}"] = _round(watched[0].refresh_count / n / (watched[0].t1 - watched[0].t0))
+        out[f"pages_showing_mlp_{n}"] = watched[0].showing
         lab.stop_run(mlp)
 
         command_latency(lab, plan, out)
@@ -670,8 +695,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ganlab.bench_watch", description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="20 s windows instead of 8 s (about 8 minutes)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--server-arg", action="append", default=[], metavar="--SECTION.OPTION=VALUE",
+                   help="extra `streamlit run` option, repeatable (e.g. --server-arg=--runner.postScriptGC=false)")
     args = p.parse_args(argv)
-    out = measure(quick=not args.full)
+    out = measure(quick=not args.full, server_args=args.server_arg)
     if args.json:
         print(json.dumps(out))
     else:

@@ -37,7 +37,8 @@ def me() -> Who:
             cookie = st.context.cookies.get(COOKIE, "")
         except Exception:  # noqa: BLE001 - no browser context (AppTest)
             cookie = ""
-        token = cookie if _TOKEN.match(cookie or "") else uuid.uuid4().hex
+        cookie = cookie if isinstance(cookie, str) else ""
+        token = cookie if _TOKEN.match(cookie) else uuid.uuid4().hex
         st.session_state["_owner"] = token
         st.session_state["_owner_cookie"] = token == cookie
     return Who(token, passphrase() is None or bool(st.session_state.get("_instructor")))
