@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import struct
+import time
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,6 +43,8 @@ ZIP_MAX_ENTRIES = 20_000
 ZIP_MAX_RATIO = 100
 ZIP_RATIO_MIN_SIZE = 1024 * 1024    # small flat BMPs legitimately deflate >100x; bombs are large by nature
 CSV_MAX_POINTS = 1_000_000
+DECODE_MAX_PIXELS = 300_000_000     # source pixels decoded for one folder / zip data set (40 7000x7000 PNGs: 2e9)
+DECODE_MAX_S = 60.0                 # wall time to decode one folder / zip data set
 DOWNLOAD_TIMEOUT_S = 20.0           # per socket operation; without it a half-open network hangs the run
 
 
@@ -204,12 +207,14 @@ def _csv(cfg: TrainConfig) -> Dataset:
 def _fit_box(x: np.ndarray, limit: float = 4.5, target: float = 4.0) -> tuple[np.ndarray, str]:
     """Leave points that fit in [-limit, limit]^2 as they are; otherwise centre and scale them uniformly
     (same factor on both axes, so shapes keep their aspect) into [-target, target]."""
-    if np.abs(x).max() <= limit:
+    big = float(np.abs(x).max())
+    if big <= limit:
         return x, ""
-    centre = (x.max(0) + x.min(0)) / 2
-    half = np.abs(x - centre).max()
+    y = x / big                          # first into [-1, 1]: values near 1e308 would overflow max + min
+    centre = y.min(0) + (y.max(0) - y.min(0)) / 2
+    half = float(np.abs(y - centre).max())
     scale = target / half if half > 0 else 1.0
-    return (x - centre) * scale, f"points centred and scaled by {scale:.4g} to fit the plot"
+    return (y - centre) * scale, f"points centred and scaled by {scale / big:.4g} to fit the plot"
 
 
 # --- bundled image sets --------------------------------------------------------------------------------
@@ -403,6 +408,7 @@ def _folder(cfg: TrainConfig) -> Dataset:
     limit = min(MAX_IMAGES, MAX_IMAGE_BYTES // (4 * 3 * size * size))
     images: list[np.ndarray] = []
     skipped, capped = 0, False
+    budget = {"pixels": DECODE_MAX_PIXELS, "until": time.monotonic() + DECODE_MAX_S}
     for label, read in (_zip_entries(path) if path.is_file() else _dir_entries(path)):
         if len(images) >= limit:
             capped = True
@@ -410,7 +416,9 @@ def _folder(cfg: TrainConfig) -> Dataset:
         if not label.lower().endswith(IMAGE_EXTS):
             skipped += 1
             continue
-        arr = _decode(read, size)
+        if time.monotonic() > budget["until"]:
+            raise DataError(f"{path.name}: decoding took over {DECODE_MAX_S:.0f} s; use fewer or smaller images")
+        arr = _decode(read, size, budget)
         if arr is None:
             skipped += 1
         else:
@@ -468,19 +476,27 @@ def _zip_entries(path: Path):
             yield base, (lambda i=info: zf.read(i))    # in memory; never extracted to disk
 
 
-def _decode(read, size: int) -> np.ndarray | None:
-    """(size, size, 3) uint8 of one image file: centre-cropped square, resized; None when unreadable."""
+def _decode(read, size: int, budget: dict | None = None) -> np.ndarray | None:
+    """(size, size, 3) uint8 of one image file: centre-cropped square, resized; None when unreadable.
+    `budget["pixels"]` (source pixels left to decode) shrinks with each image; DataError when spent."""
     from PIL import Image, ImageOps
     try:
         with Image.open(io.BytesIO(read())) as img:
             if img.width * img.height > 50_000_000:
                 return None                  # decompression-bomb sized image from an upload
+            if budget is not None:
+                budget["pixels"] -= img.width * img.height
+                if budget["pixels"] < 0:
+                    raise DataError(f"the images hold over {DECODE_MAX_PIXELS / 1e6:,.0f} million pixels in "
+                                    "all; use fewer or smaller images")
             img.draft("RGB", (size, size))   # JPEG: decode at a reduced scale, much faster
             if "A" in img.getbands() or "transparency" in img.info:
                 rgba = img.convert("RGBA")   # transparent background -> white, not arbitrary colours
                 img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
             img = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
             return np.asarray(img, dtype=np.uint8)
+    except DataError:
+        raise
     except Exception:  # noqa: BLE001 - PIL raises many types for bad data; the file is just skipped
         return None
 

@@ -8,6 +8,7 @@ from ganlab.lineage import parent_text
 from ganlab.runs import RunView
 from ui.common import (
     config_form,
+    data_upload,
     history_charts,
     live_fragment,
     live_settings,
@@ -30,6 +31,7 @@ def new_run_form(expanded: bool) -> None:
     """Preset + full config form; Start creates the run, selects it and redraws the page."""
     with st.expander("New run", expanded=expanded, icon=":material/add:"):
         preset = preset_picker("cfg")
+        data_upload("cfg")
         cfg = config_form(get_preset(preset).config(), key="cfg")
         if cfg is not None:
             try:

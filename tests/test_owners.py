@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from apptest_util import open_page
 from engine_util import tiny
+
 from ganlab import owners
 from ganlab.owners import NotAllowed, Who
 

@@ -17,7 +17,6 @@ re-exported here) is the testable half of the form.
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable
 
@@ -33,6 +32,7 @@ from ui import session
 from ui.config_form import (  # noqa: F401 - re-exported: pages import the form from ui.common
     FORM_GROUPS,
     config_form,
+    data_upload,
     field_widget,
     load_form,
     parse_config,
@@ -69,17 +69,14 @@ def setup() -> RunRegistry:
     """The one shared setup call at the top of every page: wide layout, and the run registry.
 
     Streamlit 1.67 allows set_page_config more than once per run (the last call wins), so app.py and a page
-    may both call this. No page title here: st.navigation titles each page. torch's thread count is left
-    alone: it is process-wide and the training threads need it more than the pages do.
+    may both call this. No page title here: st.navigation titles each page. Training runs in worker
+    processes (ganlab.executor), so nothing here tunes the interpreter for it.
     """
     # A bundled icon: a ":material/..." page icon makes the browser fetch its SVG from the internet.
     st.set_page_config(layout="wide", page_icon=_icon())
     session.me()
     session.remember()
     session.instructor_box()
-    # Page scripts hold the GIL between the training threads' torch ops; with Python's default 5 ms switch
-    # interval a watched 2D run kept 0.82 of its speed, with 1 ms 0.95 (bench, ring8). Process-wide, so here.
-    sys.setswitchinterval(0.001)
     return registry()
 
 

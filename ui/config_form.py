@@ -28,6 +28,8 @@ from ganlab.config import (
     parse_value,
 )
 from ganlab.data import DATASET_INFO, DataError, check_data_path, dataset_available
+from ganlab.store import default_runs_dir
+from ganlab.uploads import check_browser_path, save_upload
 
 FORM_GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Data and model", ("dataset", "data_path", "model", "loss", "conditional", "noise_dim", "g_layers",
@@ -98,6 +100,8 @@ def parse_config(values: dict[str, Any]) -> tuple[TrainConfig | None, dict[str, 
     if not ok:
         return None, {"dataset": why}
     try:
+        if cfg.data_path:   # the browser may name uploaded files (and GANLAB_DATA_ROOT) only
+            check_browser_path(cfg.data_path, default_runs_dir())
         check_data_path(cfg)   # a missing csv / folder: say so here, not in a run that fails at once
     except DataError as e:
         return None, {"data_path": str(e)}
@@ -149,6 +153,34 @@ def _submit(key: str) -> None:
     cfg, errors = parse_config(values)
     st.session_state[f"{key}._errors"] = errors
     st.session_state[f"{key}._result"] = cfg
+
+
+def _uploaded(key: str) -> None:
+    """File-uploader callback: check the data file in full, keep it, and point the form at it."""
+    upload = st.session_state.get(f"{key}._upload")
+    if upload is None:
+        return
+    try:
+        kind, path, what = save_upload(default_runs_dir(), upload.name, upload.getvalue(),
+                                       int(st.session_state.get(f"{key}.image_size") or 28))
+    except DataError as e:
+        st.session_state[f"{key}._upload_msg"] = ("error", f"{upload.name[:80]}: {e}")
+        return
+    st.session_state[f"{key}.dataset"] = kind
+    st.session_state[f"{key}.data_path"] = str(path)
+    if kind == "folder":
+        st.session_state[f"{key}.model"] = "dcgan" if st.session_state.get(f"{key}.model") == "dcgan" else "mlp"
+    st.session_state[f"{key}._upload_msg"] = ("success", f"{upload.name[:80]}: {what}, ready: press Start")
+
+
+def data_upload(key: str = "cfg") -> None:
+    """Upload your own data set (CSV of x,y points or a zip of images); the form then trains on it."""
+    st.file_uploader("Your own data: a CSV of x,y points, or a zip of images", type=["csv", "txt", "zip"],
+                     key=f"{key}._upload", on_change=_uploaded, args=(key,),
+                     help="Checked in full when it arrives; kept on the server inside the runs folder.")
+    kind, msg = st.session_state.pop(f"{key}._upload_msg", (None, None))
+    if kind:
+        getattr(st, kind)(msg)
 
 
 def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Start new run") -> TrainConfig | None:
