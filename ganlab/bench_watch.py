@@ -22,8 +22,13 @@ Training rate comes from the run's history.jsonl rows (step, time) inside a wind
 by a wrapped WebSocket that reads the message's top-level protobuf fields, so counting costs no round trip to
 Python and no copy of the frames.
 
-Progress goes to stderr; with --json the last stdout line is one JSON object. Helpers (`start_server`,
-`open_pages`, `HistoryTail`, `measure_window`...) are shared with tests/test_browser_watch.py.
+The server runs from the repository root, so .streamlit/config.toml applies; `--server-arg=--runner.X=v`
+(repeatable) adds `streamlit run` options to compare a setting, e.g. --server-arg=--runner.postScriptGC=false.
+pages_showing_N counts the pages that drew the run within the plan's open timeout; the others are measured too
+(a stalled server is a result, not an error). other_cpu_N is the rest of the machine: on a shared machine, read
+the fractions next to it. Progress goes to stderr; with --json the last stdout line is one JSON object.
+Helpers (`start_server`, `open_pages`, `HistoryTail`, `measure_window`...) are shared with
+tests/test_browser_watch.py.
 """
 from __future__ import annotations
 
@@ -123,7 +128,7 @@ class Plan:
     open_timeout_s: float    # pages not drawing the run by then are measured anyway (pages_showing_N says so)
 
 
-QUICK = Plan(8.0, 2.0, (2, 4, 8), 4, 10, 60.0)
+QUICK = Plan(8.0, 2.0, (2, 4, 8), 4, 10, 45.0)
 FULL = Plan(20.0, 3.0, (2, 4, 8), 4, 20, 120.0)
 
 
@@ -345,7 +350,7 @@ def open_pages(browser: Any, base_url: str, run_id: str, n: int, timeout_ms: flo
             page.goto(f"{base_url}/{name}?run={run_id}", wait_until="commit")
         deadline = time.monotonic() + timeout_ms / 1000
         for wp in pages:
-            left_ms = max(1.0, (deadline - time.monotonic()) * 1000)
+            left_ms = max(2000.0, (deadline - time.monotonic()) * 1000)   # past the deadline: a last look
             try:
                 wait_showing(wp, left_ms)
             except TimeoutError:
