@@ -620,6 +620,22 @@ def command_latency(lab: Lab, plan: Plan, out: dict[str, Any]) -> None:
          f"(recorded {out['edit_recorded_p95_ms']} ms), resume p95 {out['resume_latency_p95_ms']} ms")
 
 
+BROWSER_KEYS = ("watched_browser_frac_2", "watched_browser_frac_4", "watched_browser_frac_8",
+                "watched_browser_frac_mlp_4", "chromium_cpu_4", "server_cpu_4", "server_ms_per_refresh",
+                "refresh_p95_s", "command_latency_ms")
+
+
+def available() -> tuple[bool, str]:
+    """(True, "") when Chromium and Playwright are here to measure with."""
+    if not Path(CHROMIUM).exists():
+        return False, f"{CHROMIUM} not found (the Debian package 'chromium')"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False, "playwright is not installed (requirements-test.txt)"
+    return True, ""
+
+
 def start_browser(lab: Lab) -> None:
     from playwright.sync_api import sync_playwright
     if not Path(CHROMIUM).exists():

@@ -227,12 +227,12 @@ class Worker:
                     if trainer.nonfinite:
                         return self._diverged(trainer, row, last_good, rows)
                     rows.append(row)
-                    if kind is not None or time.monotonic() - last_flush > FLUSH_S or first_row:
-                        first_row = False   # the first row at once: the page shows the run has begun
-                        self._flush(rows)
-                        last_flush = time.monotonic()
                 if kind is not None or trainer.step % snap_every == 0 or trainer.step >= cfg.steps:
-                    self._publish_snapshot(trainer)
+                    self._publish_snapshot(trainer)   # before a step's row: a page that sees the row sees it
+                if rows and (kind is not None or time.monotonic() - last_flush > FLUSH_S or first_row):
+                    first_row = False   # the first row at once: the page shows the run has begun
+                    self._flush(rows)
+                    last_flush = time.monotonic()
                 due = trainer.step % ckpt_every == 0 and time.monotonic() - last_ckpt >= ckpt_min_s
                 if due or trainer.step >= cfg.steps:
                     if not weights_finite(trainer):

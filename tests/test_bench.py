@@ -36,7 +36,8 @@ def _positive(out: dict, key: str) -> None:
 @pytest.mark.timeout(600)
 def test_quick_bench_json_has_every_measure(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "GANLAB_RUNS_DIR": str(tmp_path / "runs")}
-    proc = subprocess.run([sys.executable, "-m", "ganlab", "bench", "--quick", "--json", "--device", "cpu"],
+    proc = subprocess.run([sys.executable, "-m", "ganlab", "bench", "--quick", "--json", "--device", "cpu",
+                           "--no-browser"],
                           capture_output=True, text=True, timeout=540, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

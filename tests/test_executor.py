@@ -139,7 +139,7 @@ def test_cap_holds_across_registries(tmp_path):
         seen.pause()
         wait_for(lambda: second.state == "paused", "a pause sent from the other registry")
         seen.stop(wait=30)
-        assert b.get(second.id).state == "stopped"
+        wait_for(lambda: b.get(second.id).state == "stopped", "the stop sent from the other registry")
     finally:
         a.shutdown(20)
         b.shutdown(20)

@@ -73,11 +73,25 @@ def setup() -> RunRegistry:
     processes (ganlab.executor), so nothing here tunes the interpreter for it.
     """
     # A bundled icon: a ":material/..." page icon makes the browser fetch its SVG from the internet.
+    _freeze_imports()
     st.set_page_config(layout="wide", page_icon=_icon())
     session.me()
     session.remember()
     session.instructor_box()
     return registry()
+
+
+_FROZEN = []
+
+
+def _freeze_imports() -> None:
+    """Once per server process: move the objects of the imports (torch's ~300k) out of the collector's reach,
+    so Python's own full collections stay cheap while pages refresh (the worker processes train)."""
+    if not _FROZEN:
+        import gc
+        gc.collect()
+        gc.freeze()
+        _FROZEN.append(True)
 
 
 @st.cache_resource(show_spinner=False)
