@@ -145,6 +145,19 @@ def test_cap_holds_across_registries(tmp_path):
         b.shutdown(20)
 
 
+@pytest.fixture
+def proc_reg(tmp_path):
+    reg = RunRegistry(tmp_path / "runs", max_active=3, executor="process")
+    yield reg
+    reg.shutdown(20)
+
+
+def keeps_training(run) -> None:
+    s = run.step
+    wait_for(lambda: run.step > s + 50, f"{run.name} to keep training")
+    assert run.state == "running"
+
+
 def _damage_optimiser(path: Path) -> None:
     state = load_checkpoint(path)
     for entry in state["opt_d"]["state"].values():
@@ -160,44 +173,34 @@ def _trained_then_stopped(reg, name: str):
     return run
 
 
-def test_segfault_in_a_worker_fails_that_run_alone(tmp_path):
-    reg = RunRegistry(tmp_path / "runs", max_active=3, executor="process")
-    try:
-        victim = _trained_then_stopped(reg, "victim")
-        good = reg.create(tiny(), "good")
-        wait_for(lambda: good.state == "running", "the other run", 120)
-        ckpts = victim.store.checkpoint_steps()
-        _damage_optimiser(victim.store.checkpoint_path())
-        victim.start()
-        wait_for(lambda: victim.state == "failed", "the crashed worker to be marked failed", 120)
-        assert "SIGSEGV" in victim.message and f"step {ckpts[-1]}" in victim.message, victim.message
-        assert victim.store.checkpoint_steps() == ckpts, "the crash removes no checkpoint"
-        load_checkpoint(victim.store.checkpoint_path(ckpts[-2]))   # the older ones still load
-        s = good.step
-        wait_for(lambda: good.step > s + 50, "the other run to keep training")
-        assert good.state == "running"
-    finally:
-        reg.shutdown(20)
+def test_segfault_in_a_worker_fails_that_run_alone(proc_reg):
+    victim = _trained_then_stopped(proc_reg, "victim")
+    good = proc_reg.create(tiny(), "good")
+    wait_for(lambda: good.state == "running", "the other run", 120)
+    ckpts = victim.store.checkpoint_steps()
+    _damage_optimiser(victim.store.checkpoint_path())
+    victim.start()
+    wait_for(lambda: victim.state == "failed", "the crashed worker to be marked failed", 120)
+    assert "SIGSEGV" in victim.message and f"step {ckpts[-1]}" in victim.message, victim.message
+    assert victim.store.checkpoint_steps() == ckpts, "the crash removes no checkpoint"
+    load_checkpoint(victim.store.checkpoint_path(ckpts[-2]))   # the older ones still load
+    keeps_training(good)
 
 
-def test_sigkill_is_named_and_resume_continues_from_the_checkpoint(tmp_path):
-    reg = RunRegistry(tmp_path / "runs", max_active=3, executor="process")
-    try:
-        good = reg.create(tiny(), "good")
-        victim = reg.create(tiny(checkpoint_every=20), "victim")
-        wait_for(lambda: victim.step > 100 and len(victim.store.checkpoint_steps()) > 1, "checkpoints", 120)
-        pid = victim.store.read_status()["pid"]
-        assert pid != os.getpid(), "the run trains in its own process"
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: victim.state == "failed", "the killed worker to be marked failed", 60)
-        assert "SIGKILL" in victim.message and "Resume" in victim.message, victim.message
-        last = victim.store.checkpoint_steps()[-1]
-        load_checkpoint(victim.store.checkpoint_path())   # intact
-        victim.start()
-        wait_for(lambda: victim.state == "running" and victim.step > last, "the resume", 120)
-        assert good.state == "running"
-    finally:
-        reg.shutdown(20)
+def test_sigkill_is_named_and_resume_continues_from_the_checkpoint(proc_reg):
+    good = proc_reg.create(tiny(), "good")
+    victim = proc_reg.create(tiny(checkpoint_every=20), "victim")
+    wait_for(lambda: victim.step > 100 and len(victim.store.checkpoint_steps()) > 1, "checkpoints", 120)
+    pid = victim.store.read_status()["pid"]
+    assert pid != os.getpid(), "the run trains in its own process"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: victim.state == "failed", "the killed worker to be marked failed", 60)
+    assert "SIGKILL" in victim.message and "Resume" in victim.message, victim.message
+    last = victim.store.checkpoint_steps()[-1]
+    load_checkpoint(victim.store.checkpoint_path())   # intact
+    victim.start()
+    wait_for(lambda: victim.state == "running" and victim.step > last, "the resume", 120)
+    keeps_training(good)
 
 
 def test_out_of_memory_worker_fails_alone(tmp_path, monkeypatch):
@@ -208,8 +211,7 @@ def test_out_of_memory_worker_fails_alone(tmp_path, monkeypatch):
         big = reg.create(tiny(dataset="mnist5k", model="dcgan", channels=128, batch_size=4096, noise_dim=16), "big")
         wait_for(lambda: big.state == "failed", "the huge run to fail", 150)
         assert "out of memory" in big.message, big.message
-        s = good.step
-        wait_for(lambda: good.step > s + 50, "the other run to keep training")
+        keeps_training(good)
     finally:
         reg.shutdown(20)
 
