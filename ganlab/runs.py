@@ -587,7 +587,8 @@ class RunRegistry:
         """All runs in the runs directory (newest first), including ones other processes created."""
         ids = []
         try:
-            ids = [p.name for p in self.runs_dir.iterdir() if (p / "config.json").is_file()]
+            ids = [p.name for p in self.runs_dir.iterdir()
+                   if not p.name.startswith(".") and (p / "config.json").is_file()]   # .uploads, .trash-*
         except OSError:
             pass
         runs, broken = [], {}

@@ -55,6 +55,10 @@ def sweep_temp(runs_dir: Path) -> int:
     except OSError:
         return 0
     for d in dirs:
+        if d.name.startswith(".trash-"):   # a delete that a kill interrupted
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+            continue
         for sub in (d, d / "snapshots", d / "checkpoints"):
             try:
                 tmps = list(sub.glob(".*.tmp"))
@@ -415,7 +419,13 @@ class RunStore:
         return size
 
     def delete(self) -> None:
-        shutil.rmtree(self.path)
+        """Remove the run directory: renamed away first (one atomic step, so no list ever shows a half-deleted
+        run, and a writer that races the delete writes into the renamed folder), then removed."""
+        trash = self.path.with_name(f".trash-{self.path.name}-{time.monotonic_ns()}")
+        os.rename(self.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if trash.exists():   # a writer added files mid-removal: once more
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def load_checkpoint(source: Path | bytes) -> dict[str, Any]:

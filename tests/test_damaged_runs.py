@@ -29,6 +29,8 @@ DAMAGE = {
     "status.json a list": lambda d: (d / "status.json").write_text("[1, 2, 3]"),
     "status.json nested 5000 deep": lambda d: (d / "status.json").write_text(_deep(5000)),
     "status.json parent a string": lambda d: _edit(d / "status.json", parent="x"),
+    "parent an uploaded file (no name)": lambda d: _edit(d / "status.json", parent={"checkpoint": "x.pt", "step": 3}),
+    "parent a CLI checkpoint path": lambda d: _edit(d / "status.json", parent={"checkpoint": "/tmp/a.pt"}),
     "status.json missing": lambda d: (d / "status.json").unlink(),
     "config.json nested 5000 deep": lambda d: (d / "config.json").write_text('{"steps": ' + _deep(5000) + "}"),
     "config.json truncated": lambda d: _cut(d / "config.json"),

@@ -72,3 +72,24 @@ def test_stale_temp_files_are_swept_at_start(tmp_path):
     assert sweep_temp(tmp_path) == 2
     assert not dead.exists() and not old.exists() and live.exists()
     RunRegistry(tmp_path, executor="thread")   # the registry sweeps when it starts
+
+
+def test_delete_is_atomic_and_a_leftover_is_swept(tmp_path):
+    reg = RunRegistry(tmp_path, executor="thread")
+    run = reg.create(tiny(steps=30), "gone")
+    run.join(60)
+    reg.delete(run.id)
+    assert reg.list() == [] and not any(tmp_path.glob(".trash-*"))
+    left = tmp_path / ".trash-20260101-000000-x-1"     # a kill between the rename and the removal
+    (left / "snapshots").mkdir(parents=True)
+    (left / "config.json").write_text("{}")
+    assert RunRegistry(tmp_path, executor="thread").list() == [] and not left.exists()
+
+
+def test_a_live_edit_on_a_deleted_run_is_a_clear_error(tmp_path):
+    reg = RunRegistry(tmp_path, executor="thread")
+    run = reg.create(tiny(), "edited", paused=True)
+    wait_for(lambda: run.state == "paused", "the run to pause")
+    reg.delete(run.id)
+    with pytest.raises(StoreError, match="was deleted"):
+        run.update_live(g_lr=1e-3)

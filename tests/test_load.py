@@ -234,3 +234,31 @@ def test_cap_from_the_environment_queues_the_second_run_with_a_message(tmp_path,
         wait_for(lambda: second.state == "running" and second.step > 0, "the queued run to start")
     finally:
         reg.shutdown(timeout=20)
+
+
+def test_listing_100_runs_with_200k_row_histories_takes_under_2_s(tmp_path) -> None:
+    """The Home page and the Runs table read each run's status and its history's last row, never the history."""
+    import json
+    import shutil
+
+    from engine_util import tiny
+
+    from ganlab.store import RunStore
+    src = RunStore.create(tmp_path / "src", "long", tiny(steps=300_000))
+    row = {k: 0.5 for k in ("loss_d", "loss_g", "d_real", "d_fake", "grad_g", "grad_d", "images_per_s")}
+    with open(src.path / "history.jsonl", "w") as f:
+        f.writelines(json.dumps({**row, "step": i, "epoch": 0, "time": 1.0 + i}) + "\n" for i in range(200_000))
+    src.update_status(state="stopped", step=199_999)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for i in range(100):
+        d = runs / f"run-{i:03d}"
+        shutil.copytree(src.path, d, copy_function=os.link)   # hard links: 100 histories, one file's disk
+    t0 = time.perf_counter()
+    reg = RunRegistry(runs, executor="thread")
+    listed = reg.list()
+    summaries = [r.summary() for r in listed]
+    seconds = time.perf_counter() - t0
+    print(f"\n[load] listing 100 runs of 200,000 history rows: {seconds:.2f} s")
+    assert len(summaries) == 100 and all(s.step == 199_999 and s.state == "stopped" for s in summaries)
+    assert seconds < 2.0
