@@ -57,8 +57,23 @@ def draw(v: RunView) -> bool:
                 show_montage(real, caption="Real training images")
             else:
                 st.caption("Real images unavailable (the dataset cannot be loaded here).")
-    # Files are built only when clicked (callables), by the same code as `python -m ganlab export`.
-    snaps, extent = list(v.snapshots), viz.extent_of(v.snapshots[-1]) if snap.is_2d else None
+    if is_playing and idx == len(v.snapshots) - 1:
+        st.session_state["samples.playing"] = False
+        st.rerun()   # the animation reached the newest snapshot: redraw without the fast timer
+    return is_playing
+
+
+live_fragment(run, draw, key="samples", every=PLAY_EVERY if playing else None)
+
+
+def downloads(v: RunView) -> None:
+    """Outside the fragment: its fast reruns during Play would drop a deferred file before the click landed.
+    Files are built only when clicked (callables), by the same code as `python -m ganlab export`."""
+    if not v.snapshots:
+        return
+    idx = min(int(st.session_state.get(KEY, len(v.snapshots) - 1) or 0), len(v.snapshots) - 1)
+    snap, snaps = v.snapshots[idx], list(v.snapshots)
+    extent = viz.extent_of(v.snapshots[-1]) if snap.is_2d else None
     c1, c2 = st.columns(2)
     c1.download_button("Download this grid (PNG)", data=lambda: export.snapshot_png(snap, extent),
                        file_name=f"{v.name}-step{snap.step}.png", mime="image/png", on_click="ignore",
@@ -67,10 +82,6 @@ def draw(v: RunView) -> bool:
                        data=lambda: export.snapshots_gif(snaps), key="samples-gif",
                        file_name=f"{v.name}-evolution.gif", mime="image/gif", on_click="ignore",
                        icon=":material/movie:")
-    if is_playing and idx == len(v.snapshots) - 1:
-        st.session_state["samples.playing"] = False
-        st.rerun()   # the animation reached the newest snapshot: redraw without the fast timer
-    return is_playing
 
 
-live_fragment(run, draw, key="samples", every=PLAY_EVERY if playing else None)
+downloads(run.view())
