@@ -40,9 +40,11 @@ def _images_zip(path: Path) -> Path:
 def _start_on_upload(page, base: str, upload: Path, runs_dir: Path, name: str) -> str:
     page.goto(f"{base}/Train")
     wait_connected(page)
-    expander = page.get_by_text("New run").first
-    if not page.locator('[data-testid="stFileUploader"]').first.is_visible():
-        expander.click()
+    details = page.locator('[data-testid="stExpander"] details').filter(has_text="New run").first
+    details.wait_for(timeout=60_000)
+    if details.get_attribute("open") is None:   # collapsed while another run is selected
+        details.locator("summary").first.click()
+    page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=30_000)
     page.locator('[data-testid="stFileUploader"] input[type=file]').first.set_input_files(str(upload))
     page.get_by_text(re.compile(r"ready: press Start")).first.wait_for(timeout=60_000)
     wait_script_finished(page)

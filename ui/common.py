@@ -17,6 +17,8 @@ re-exported here) is the testable half of the form.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any, Callable
 
@@ -65,6 +67,13 @@ def registry() -> RunRegistry:
     return _registry(str(default_runs_dir().expanduser().resolve()))
 
 
+def _executor_from_argv() -> None:
+    """`streamlit run app.py -- --executor ray` chooses the backend like GANLAB_EXECUTOR does."""
+    argv = sys.argv[1:]
+    if "--executor" in argv and argv.index("--executor") + 1 < len(argv):
+        os.environ.setdefault("GANLAB_EXECUTOR", argv[argv.index("--executor") + 1])
+
+
 def setup() -> RunRegistry:
     """The one shared setup call at the top of every page: wide layout, and the run registry.
 
@@ -74,11 +83,16 @@ def setup() -> RunRegistry:
     """
     # A bundled icon: a ":material/..." page icon makes the browser fetch its SVG from the internet.
     _freeze_imports()
+    _executor_from_argv()
     st.set_page_config(layout="wide", page_icon=_icon())
     session.me()
     session.remember()
     session.instructor_box()
-    return registry()
+    try:
+        return registry()
+    except (ValueError, RuntimeError) as e:   # GANLAB_EXECUTOR misspelt, Ray missing or unreachable
+        st.error(f"The lab cannot start its runs: {e}")
+        st.stop()
 
 
 _FROZEN = []
