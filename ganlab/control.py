@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .store import rows_after
+
 COMMANDS = "commands.jsonl"
 WORKER_LOCK = ".worker.lock"
 HEARTBEAT = "heartbeat"
@@ -60,30 +62,10 @@ class CommandReader:
     def __init__(self, run_dir: Path, offset: int = 0):
         self.path = Path(run_dir) / COMMANDS
         self.offset = offset
-        self._size = -1
 
     def poll(self) -> list[dict[str, Any]]:
-        try:
-            size = self.path.stat().st_size
-        except OSError:
-            return []
-        if size == self._size or size <= self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(size - self.offset)
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        self._size = size if end == len(data) else -1
-        out = []
-        for line in data[:end].splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and row.get("cmd") in KINDS:
-                out.append(row)
-        return out
+        rows, self.offset = rows_after(self.path, self.offset)
+        return [r for r in rows if r.get("cmd") in KINDS]
 
 
 # --- locks ------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from . import control
 from .states import RunState
-from .store import RunStore
+from .store import RunStore, file_size
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_LOG = 1 << 20   # worker.log is started afresh past 1 MB
@@ -82,16 +82,8 @@ def describe_exit(returncode: int) -> str:
 
 def _last_step(store: RunStore, status: dict[str, Any]) -> int:
     step = status.get("step") if isinstance(status.get("step"), int) else 0
-    rows, _ = store.tail_rows("history", max(0, _size(store.path / "history.jsonl") - 4096))
-    steps = [r["step"] for r in rows if isinstance(r.get("step"), int)]
-    return max([step, *steps])
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    last = store.last_row()
+    return max(step, last["step"]) if last is not None and isinstance(last.get("step"), int) else step
 
 
 class ProcessExecutor:
@@ -103,7 +95,7 @@ class ProcessExecutor:
 
     def start(self, store: RunStore, *, offset: int, paused: bool, max_active: int, launch: str) -> None:
         log_path = store.path / "worker.log"
-        mode = "wb" if _size(log_path) > MAX_LOG else "ab"
+        mode = "wb" if file_size(log_path) > MAX_LOG else "ab"
         cmd = [sys.executable, "-m", "ganlab.worker", str(store.path), "--offset", str(offset),
                "--max-active", str(max_active), "--launch", launch] + (["--paused"] if paused else [])
         env = dict(os.environ)

@@ -39,6 +39,7 @@ from .store import (
     clean_name,
     default_runs_dir,
     dir_size,
+    file_size,
     load_checkpoint,
     safe_run_dir,
     sweep_temp,
@@ -304,15 +305,9 @@ class Run:
 
     def _read_tail(self) -> None:
         """The last history row without reading the history (listing 100 long runs stays fast)."""
-        path = self.store.path / "history.jsonl"
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return
-        if size == self._tail[0]:
-            return
-        rows, _ = self.store.tail_rows("history", max(0, size - 4096))
-        self._tail = (size, rows[-1] if rows else None)
+        size = file_size(self.store.path / "history.jsonl")
+        if size != self._tail[0]:
+            self._tail = (size, self.store.last_row())
 
     def _last_row(self) -> dict | None:
         if self._history:

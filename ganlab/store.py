@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from .config import TrainConfig
 from .snapshots import Snapshot
 
@@ -87,7 +85,8 @@ def _pid_running(pid: int) -> bool:
     return True
 
 
-def _size(path: Path) -> int:
+def file_size(path: Path) -> int:
+    """Bytes of `path`, 0 when it is missing."""
     try:
         return path.stat().st_size
     except OSError:
@@ -175,6 +174,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         pass
     return rows
+
+
+def rows_after(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """JSON-object lines of an append-only file after byte `offset`, and the offset after them. A torn last line
+    (a writer mid-append) waits for the next call; a corrupt line is skipped; a shrunk file is read afresh."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return [], offset
+    if size < offset:
+        offset = 0   # the file was replaced
+    if size == offset:
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size - offset)
+    end = data.rfind(b"\n") + 1
+    rows = []
+    for line in data[:end].splitlines():
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, offset + end
 
 
 def drop_rewound(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,29 +302,14 @@ class RunStore:
             f.flush()
 
     def tail_rows(self, kind: str, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """Whole rows appended after byte `offset`, and the offset after them (a torn last line waits)."""
-        path = self.path / f"{kind}.jsonl"
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return [], offset
-        if size < offset:
-            offset = 0   # the file was replaced
-        if size == offset:
-            return [], offset
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(size - offset)
-        end = data.rfind(b"\n") + 1
-        rows = []
-        for line in data[:end].splitlines():
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        return rows, offset + end
+        """Whole rows of history.jsonl / quality.jsonl appended after byte `offset` (see rows_after)."""
+        return rows_after(self.path / f"{kind}.jsonl", offset)
+
+    def last_row(self, kind: str = "history") -> dict[str, Any] | None:
+        """The newest whole row, read from the file's last 4 KB (cheap however long the history is)."""
+        size = file_size(self.path / f"{kind}.jsonl")
+        rows, _ = self.tail_rows(kind, max(0, size - 4096))
+        return rows[-1] if rows else None
 
     def read_rows(self, kind: str) -> list[dict[str, Any]]:
         rows = read_jsonl(self.path / f"{kind}.jsonl")
@@ -344,6 +354,8 @@ class RunStore:
         `milestone_steps`; 0 = none). Milestones go by step, not by position: pruning after every save
         shifts positions, so "every 10th in the list" never reached a 10th and kept none."""
         import io
+
+        import torch  # here, not at the top: a queued worker reads and writes its run before it loads torch
         buf = io.BytesIO()
         torch.save(state, buf)
         path = self.ckpt_dir / f"step-{step:09d}.pt"
@@ -381,6 +393,8 @@ class RunStore:
 
     def save_init(self, state: dict[str, Any]) -> None:
         import io
+
+        import torch
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write(self.init_path(), buf.getvalue())
@@ -395,6 +409,8 @@ class RunStore:
 
     def save_generator(self, g_state: dict[str, Any], step: int, classes: int) -> None:
         import io
+
+        import torch
         buf = io.BytesIO()
         torch.save({"G": g_state, "step": int(step), "classes": int(classes)}, buf)
         atomic_write(self.generator_path(), buf.getvalue())
@@ -407,13 +423,13 @@ class RunStore:
         while size > budget and len(ckpts) > 2:
             victim = ckpts.pop(0)   # the oldest first: milestones are the oldest checkpoints
             path = self.ckpt_dir / f"step-{victim:09d}.pt"
-            size -= _size(path)
+            size -= file_size(path)
             path.unlink(missing_ok=True)
         snaps = self.snapshot_steps()
         while size > budget and len(snaps) > 8:
             for step in snaps[1:len(snaps) // 2:2]:
                 path = self.snap_dir / f"s{step:09d}.npz"
-                size -= _size(path)
+                size -= file_size(path)
                 path.unlink(missing_ok=True)
             snaps = self.snapshot_steps()
         return size
@@ -433,6 +449,8 @@ def load_checkpoint(source: Path | bytes) -> dict[str, Any]:
     import io
     import pickle
     import zipfile
+
+    import torch
     try:
         f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     except OSError as e:

@@ -24,7 +24,6 @@ from typing import Any, Callable
 from . import control
 from .snapshots import SINGLE_CODES
 from .states import RunState, check_transition
-from .store import budget_bytes
 
 SNAPSHOT_EVERY_2D = 250
 CHECKPOINT_EVERY_2D = 1000
@@ -143,7 +142,7 @@ class Worker:
         import torch
 
         from .graphs import device_lock
-        from .store import load_checkpoint
+        from .store import budget_bytes, load_checkpoint
         from .trainer import Trainer, resolve_device
         cfg = self.store.read_config()
         self._set_state(RunState.RUNNING, "loading data and building the networks")
