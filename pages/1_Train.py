@@ -70,4 +70,4 @@ def draw(v: RunView) -> None:
 
 
 live_fragment(run, draw, key="train")
-new_run_form(expanded=False)
+new_run_form(expanded=st.session_state.get("cfg._upload") is not None)   # open after an upload

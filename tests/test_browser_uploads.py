@@ -46,8 +46,11 @@ def _start_on_upload(page, base: str, upload: Path, runs_dir: Path, name: str) -
         details.locator("summary").first.click()
     page.locator('[data-testid="stFileUploader"]').first.wait_for(timeout=30_000)
     page.locator('[data-testid="stFileUploader"] input[type=file]').first.set_input_files(str(upload))
-    page.get_by_text(re.compile(r"ready: press Start")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"ready: press Start")).first.wait_for(state="attached", timeout=60_000)
     wait_script_finished(page)
+    if details.get_attribute("open") is None:   # the upload's rerun may draw the expander collapsed again
+        details.locator("summary").first.click()
+    page.get_by_text(re.compile(r"ready: press Start")).first.wait_for(timeout=30_000)
     page.get_by_label("Run name").first.fill(name)
     page.get_by_role("button", name="Start new run").click()
     deadline = time.monotonic() + 90
