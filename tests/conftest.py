@@ -182,6 +182,12 @@ def streamlit_server(
 
 
 @pytest.fixture(scope="session")
+def server_log(streamlit_server: str, pytestconfig: pytest.Config) -> Path:
+    """The log file of the session's server (stdout and stderr of `streamlit run`)."""
+    return pytestconfig.stash[_SERVER_LOG]
+
+
+@pytest.fixture(scope="session")
 def second_server(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Another server process on the same runs directory (the stateless web tier: any server, any run)."""
     with serve_app(runs_dir, tmp_path_factory.mktemp("server2") / "streamlit.log") as url:

@@ -48,9 +48,8 @@ def remember() -> None:
     """Store the token in the browser once (a reload then keeps this session's runs)."""
     if st.session_state.get("_owner_cookie") or "_owner" not in st.session_state:
         return
-    import streamlit.components.v1 as components
-    components.html(f"<script>document.cookie = '{COOKIE}={st.session_state['_owner']}; path=/; "
-                    "max-age=31536000; SameSite=Strict';</script>", height=0)
+    st.iframe(f"<script>document.cookie = '{COOKIE}={st.session_state['_owner']}; path=/; "
+              "max-age=31536000; SameSite=Strict';</script>", height=1)
     st.session_state["_owner_cookie"] = True
 
 
