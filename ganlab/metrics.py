@@ -359,3 +359,28 @@ def sample_diversity(fake: torch.Tensor | np.ndarray) -> float:
     d2 = np.clip(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0, None)
     iu = np.triu_indices(n, k=1)
     return float(np.sqrt(d2[iu]).mean())
+
+
+# --- how the measures are shown (the Train page's quality table, the class report) --------------------------
+# Each measure: label, format, and the one-line meaning a student needs.
+QUALITY_LABELS = {
+    "modes_covered": ("modes covered", "{:.0f}", "mixture components with enough high-quality samples"),
+    "n_modes": ("modes in the data", "{:.0f}", ""),
+    "high_quality_frac": ("high-quality samples", "{:.0%}", "fakes within 3 std of a mode (VEEGAN)"),
+    "reverse_kl": ("reverse KL over modes", "{:.3f}", "0 = every mode used equally"),
+    "classifier_confidence": ("classifier confidence", "{:.2f}", "mean top probability of our digit classifier"),
+    "classes_present": ("classes present", "{:.0f}", "classes drawn for at least 2% of the samples"),
+    "class_kl": ("class KL to uniform", "{:.3f}", "0 = balanced classes, 2.3 = one class only"),
+    "frechet": ("Fréchet distance", "{:.2f}", "FID formula in our classifier's feature space; lower is better"),
+    "class_score": ("class score (IS-style)", "{:.2f}", "1 to 10; higher = sharp and varied"),
+    "diversity": ("diversity vs data", "{:.2f}", "spread of fakes / spread of real data"),
+}
+
+
+def quality_rows(latest: dict) -> list[tuple[str, str, str]]:
+    """(label, formatted value, meaning) for each measure of one quality row; modes as 'covered / in the data'."""
+    rows = [(label, fmt.format(latest[k]), meaning) for k, (label, fmt, meaning) in QUALITY_LABELS.items()
+            if isinstance(latest.get(k), (int, float)) and not isinstance(latest.get(k), bool) and k != "n_modes"]
+    if rows and "n_modes" in latest and rows[0][0] == "modes covered":
+        rows[0] = (rows[0][0], f"{latest['modes_covered']} / {latest['n_modes']}", rows[0][2])
+    return rows

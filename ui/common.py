@@ -28,6 +28,7 @@ import streamlit as st
 from ganlab import charts, owners, viz
 from ganlab.config import LIVE_FIELDS, ConfigError, TrainConfig
 from ganlab.diagnose import diagnose
+from ganlab.metrics import quality_rows
 from ganlab.runs import Run, RunRegistry, RunView, get_registry
 from ganlab.store import default_runs_dir
 from ui import session
@@ -433,21 +434,6 @@ def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
         show_montage(snap.fake[:64], caption=f"samples at step {snap.step}", nrow=nrow)
 
 
-# How each measure is shown: label, format, and the one-line meaning a student needs.
-QUALITY_LABELS = {
-    "modes_covered": ("modes covered", "{:.0f}", "mixture components with enough high-quality samples"),
-    "n_modes": ("modes in the data", "{:.0f}", ""),
-    "high_quality_frac": ("high-quality samples", "{:.0%}", "fakes within 3 std of a mode (VEEGAN)"),
-    "reverse_kl": ("reverse KL over modes", "{:.3f}", "0 = every mode used equally"),
-    "classifier_confidence": ("classifier confidence", "{:.2f}", "mean top probability of our digit classifier"),
-    "classes_present": ("classes present", "{:.0f}", "classes drawn for at least 2% of the samples"),
-    "class_kl": ("class KL to uniform", "{:.3f}", "0 = balanced classes, 2.3 = one class only"),
-    "frechet": ("Fréchet distance", "{:.2f}", "FID formula in our classifier's feature space; lower is better"),
-    "class_score": ("class score (IS-style)", "{:.2f}", "1 to 10; higher = sharp and varied"),
-    "diversity": ("diversity vs data", "{:.2f}", "spread of fakes / spread of real data"),
-}
-
-
 def quality_panel(view: RunView) -> None:
     """Latest quality measures and the diagnoses with what to try (ganlab.quality / ganlab.diagnose)."""
     found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d)
@@ -457,12 +443,9 @@ def quality_panel(view: RunView) -> None:
     if not view.quality:
         return
     latest = view.quality[-1]
-    rows = [(label, fmt.format(latest[k]), meaning) for k, (label, fmt, meaning) in QUALITY_LABELS.items()
-            if isinstance(latest.get(k), (int, float)) and k != "n_modes"]
+    rows = quality_rows(latest)
     if not rows:
         return
-    if "n_modes" in latest and rows[0][0] == "modes covered":
-        rows[0] = (rows[0][0], f"{latest['modes_covered']} / {latest['n_modes']}", rows[0][2])
     st.markdown(f"**Quality** at step {latest.get('step', 0):,}")
     st.table({"measure": [r[0] for r in rows], "value": [r[1] for r in rows], "meaning": [r[2] for r in rows]})
 
