@@ -1,39 +1,24 @@
 """ganlab entry point: `streamlit run app.py`. Page registry and the Home page; no training code here.
 
 The page list is built from the files in pages/, so pages added later (Learn, Compare, Runs...) appear
-without touching this file. Each page file also runs on its own (a deep link on a fresh server runs it
-before this entry point has registered the navigation), so each one starts with ui.common.setup().
+without touching this file. Each page file starts with ui.common.setup(): on a fresh server a deep link runs
+the page file first, and setup() then hands the run back to this entry point (ui.common._navigation_first).
 """
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import streamlit as st
 
 from ganlab.config import PRESETS
 from ganlab.data import dataset_available
+from ui import classroom
 from ui.common import run_label, run_picker, setup, start_run, state_badge
 
-PAGES_DIR = Path(__file__).parent / "pages"
 TITLES = {"Train": "Train", "Samples": "Samples", "Latent": "Latent explorer", "Discriminator": "Discriminator",
-          "Learn": "Learn", "Compare": "Compare", "Runs": "Runs"}
+          "Learn": "Learn", "Compare": "Compare", "Runs": "Runs", "Class": "Class (instructor)"}
 ICONS = {"Train": ":material/model_training:", "Samples": ":material/grid_view:", "Latent": ":material/tune:",
          "Discriminator": ":material/bar_chart:", "Learn": ":material/school:", "Compare": ":material/compare:",
-         "Runs": ":material/folder_open:"}
+         "Runs": ":material/folder_open:", "Class": ":material/groups:"}
 TRAIN_PAGE = "pages/1_Train.py"
-
-
-def page_files() -> list[Path]:
-    """pages/<number>_<Name>.py in number order (a file without a number prefix sorts last)."""
-    def order(p: Path) -> tuple[int, str]:
-        m = re.match(r"(\d+)_", p.name)
-        return (int(m.group(1)) if m else 10_000, p.name)
-    return sorted((p for p in PAGES_DIR.glob("*.py") if not p.name.startswith("_")), key=order)
-
-
-def _stem(path: Path) -> str:
-    return re.sub(r"^\d+_", "", path.stem)
 
 
 def home() -> None:
@@ -85,10 +70,12 @@ def home() -> None:
 
 
 def main() -> None:
-    setup()
+    setup(entry=True)
+    classroom.presenter()
+    classroom.banner()
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    for path in page_files():
-        stem = _stem(path)
+    for path in classroom.page_files():
+        stem = classroom.page_stem(path)
         title = TITLES.get(stem, stem.replace("_", " "))
         pages.append(st.Page(f"pages/{path.name}", title=title, icon=ICONS.get(stem)))
     st.navigation(pages).run()

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ganlab import links
 from ganlab.config import get_preset
 from ganlab.lineage import parent_text
 from ganlab.runs import RunView
+from ui.classroom import copy_link, fresh_params, presenting
 from ui.common import (
     config_form,
     data_upload,
     history_charts,
     live_fragment,
     live_settings,
+    parse_config,
     preset_picker,
     progress,
     quality_panel,
@@ -22,17 +25,32 @@ from ui.common import (
     state_badge,
     state_message,
 )
+from ui.config_form import form_values, load_form
 
 reg = setup()
 run = run_picker(reg)
+link = fresh_params()
+if links.is_config_link(link):   # a configuration link fills the form; it never starts a run by itself
+    preset, linked, errors = links.config_from_params(link)
+    st.session_state["cfg.preset"] = preset
+    load_form(linked or get_preset(preset).config(), "cfg")
+    st.session_state["cfg._errors"] = {k: v for k, v in errors.items() if k != links.PRESET_KEY}
+    st.session_state["cfg._linked"] = errors.get(links.PRESET_KEY, "")
 
 
 def new_run_form(expanded: bool) -> None:
     """Preset + full config form; Start creates the run, selects it and redraws the page."""
     with st.expander("New run", expanded=expanded, icon=":material/add:"):
+        note = st.session_state.pop("cfg._linked", None)
+        if note is not None:
+            st.info("A link filled this form: check it and press **Start new run** to train it. " + note)
         preset = preset_picker("cfg")
         data_upload("cfg")
         cfg = config_form(get_preset(preset).config(), key="cfg")
+        shared, _ = parse_config(form_values("cfg"))
+        if shared is not None:
+            copy_link("Train", links.config_params(shared, preset), key="cfg-link", what="this configuration",
+                      label="Link to this configuration")
         if cfg is not None:
             try:
                 start_run(cfg, st.session_state.get("cfg.name") or None, reg)
@@ -56,9 +74,16 @@ with badge:
 cfg = view.cfg
 st.caption(f"{cfg.dataset} · {cfg.model} · loss {cfg.loss} · batch {cfg.batch_size} · noise dim {cfg.noise_dim}"
            + (f" · from {parent_text(view.parent)}" if view.parent else ""))
-run_controls(run, view, key="train")
-with st.expander("Live settings: change while it trains", icon=":material/tune:"):
-    live_settings(run, view)
+if not presenting():
+    run_controls(run, view, key="train")
+    with st.expander("Live settings: change while it trains", icon=":material/tune:"):
+        live_settings(run, view)
+    c1, c2, _ = st.columns([1, 1, 3])
+    with c1:
+        copy_link("Train", {"run": run.id}, key="train-link", what="this run", label="Link to this run")
+    with c2:
+        copy_link("Train", links.config_params(cfg), key="train-cfg-link", what="this run's configuration",
+                  label="Link to its configuration")
 
 
 def draw(v: RunView) -> None:
@@ -70,4 +95,5 @@ def draw(v: RunView) -> None:
 
 
 live_fragment(run, draw, key="train")
-new_run_form(expanded=st.session_state.get("cfg._upload") is not None)   # open after an upload
+if not presenting():   # open after an upload or a configuration link
+    new_run_form(expanded=st.session_state.get("cfg._upload") is not None or "cfg._linked" in st.session_state)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import export, viz
+from ganlab import export, links, viz
 from ganlab.runs import RunView
+from ui.classroom import copy_link, fresh_params, presenting
 from ui.common import (
     chart_option,
     echart_2d,
@@ -27,6 +28,9 @@ if run is None:
     st.info("No run selected: start one on Home or Train.")
     st.stop()
 st.caption("Every snapshot draws G on the same fixed noise, so each cell shows how one z's sample evolved.")
+want = links.read_int(fresh_params().get("step"), 0, 10**9)
+if want is not None:
+    st.session_state[f"{KEY}.want"] = want
 
 
 def _toggle_play() -> None:
@@ -74,7 +78,11 @@ def downloads(v: RunView) -> None:
     idx = min(int(st.session_state.get(KEY, len(v.snapshots) - 1) or 0), len(v.snapshots) - 1)
     snap, snaps = v.snapshots[idx], list(v.snapshots)
     extent = viz.extent_of(v.snapshots[-1]) if snap.is_2d else None
-    c1, c2 = st.columns(2)
+    if presenting():
+        return
+    c1, c2, c3 = st.columns([2, 2, 1])
+    with c3:
+        copy_link("Samples", {"run": v.id, "step": snap.step}, key="samples-link", what="this snapshot")
     c1.download_button("Download this grid (PNG)", data=lambda: export.snapshot_png(snap, extent),
                        file_name=f"{v.name}-step{snap.step}.png", mime="image/png", on_click="ignore",
                        icon=":material/download:", key="samples-png")

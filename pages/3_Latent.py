@@ -7,7 +7,8 @@ import time
 import numpy as np
 import streamlit as st
 
-from ganlab import charts, viz
+from ganlab import charts, links, viz
+from ui.classroom import copy_link, fresh_params
 from ui.common import class_names, echart_2d, registry, run_picker, setup, show_montage
 
 N_GRID, N_ROW, N_PCA = 16, 9, 512
@@ -51,13 +52,31 @@ def _reset(new_seed: bool) -> None:   # button callback: runs before the sliders
         st.session_state[f"{K}z{d}"] = on_grid(z0[d])
 
 
+def apply_link(link: dict[str, str], n_classes: int) -> None:
+    """A link's seed, moved dimensions with their values, and class, set before the widgets draw."""
+    seed_ = links.read_int(link.get("seed"), 0, 2**31 - 1)
+    if seed_ is not None:
+        st.session_state[K + "seed"] = seed_
+    moved = links.read_names(link.get("dims"), [str(d) for d in range(dim)])
+    values = links.read_floats(link.get("z"), span, max_len=8)
+    if moved is not None and len(moved) <= 8:
+        st.session_state[K + "dims"] = [int(d) for d in moved]
+        if values is not None and len(values) == len(moved):
+            for d, v in zip(moved, values):
+                st.session_state[f"{K}z{d}"] = on_grid(v)
+    label_ = links.read_int(link.get("class"), 0, n_classes - 1) if n_classes else None
+    if label_ is not None:
+        st.session_state[K + "class"] = label_
+
+
+names = class_names(view)
+apply_link(fresh_params(), len(names))
+st.session_state.setdefault(K + "dims", list(range(min(4, dim))))
 c = st.columns([2, 2, 4, 2, 2], vertical_alignment="bottom")
 seed = c[0].number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K + "seed",
                          on_change=_reset, args=(False,), help="The same seed gives the same z everywhere")
-names = class_names(view)
 label = c[1].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key=K + "class") if names else None
-dims = c[2].multiselect("Dimensions to move", range(dim), default=list(range(min(4, dim))), max_selections=8,
-                        key=K + "dims")
+dims = c[2].multiselect("Dimensions to move", range(dim), max_selections=8, key=K + "dims")
 c[3].button("Randomise", on_click=_reset, args=(True,), icon=":material/casino:")
 c[4].button("Reset", on_click=_reset, args=(False,), icon=":material/restart_alt:")
 
@@ -93,7 +112,11 @@ else:
         show_montage(out[:1], caption="G(your z)", target_px=280)
     with right:
         show_montage(out, nrow=4, caption="16 samples sharing the dimensions you move (first: your z)")
-st.caption(f"generated {N_GRID} samples in {ms:.1f} ms · G from step {snap.step:,}")
+cap, share = st.columns([5, 1])
+cap.caption(f"generated {N_GRID} samples in {ms:.1f} ms · G from step {snap.step:,}")
+with share:
+    copy_link("Latent", {"run": run.id, "seed": seed, "dims": ",".join(str(d) for d in dims),
+                         "z": ",".join(f"{z[d]:g}" for d in dims), "class": label}, key="lat-link", what="this z")
 
 st.subheader("Sweep one dimension, interpolate between two seeds")
 i0, i1, i2 = st.columns(3)

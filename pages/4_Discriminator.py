@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ganlab import links
 from ganlab.runs import RunView
+from ui.classroom import copy_link, fresh_params
 from ui.common import (
     chart_option,
     echart,
@@ -27,13 +29,22 @@ if run is None:
     st.stop()
 
 is_2d = run.view(with_snapshots=False).cfg.is_2d
+link = fresh_params()
+want = links.read_int(link.get("step"), 0, 10**9)
+if want is not None:
+    st.session_state["disc.snap.want"] = want
+shown = links.read_names(link.get("layers"), list(LAYER_NAMES))
+if shown is not None:
+    for name in LAYER_NAMES:
+        st.session_state[f"disc.layer.{name}"] = name in shown
 st.caption("D scores real samples high and fakes low. When the two histograms overlap, D cannot tell them "
            "apart; when they separate completely, D wins and (with the minimax loss) G's gradient vanishes.")
 layers: set[str] = set()
 if is_2d:
     cols = st.columns(len(LAYER_NAMES))
     for col, (name, label) in zip(cols, LAYER_NAMES.items()):
-        if col.checkbox(label, value=True, key=f"disc.layer.{name}"):
+        st.session_state.setdefault(f"disc.layer.{name}", True)
+        if col.checkbox(label, key=f"disc.layer.{name}"):
             layers.add(name)
 
 
@@ -56,3 +67,8 @@ def draw(v: RunView) -> None:
 
 
 live_fragment(run, draw, key="disc")
+snaps = [s.step for s in run.view().snapshots]
+params = {"run": run.id, "layers": ",".join(sorted(layers)) if is_2d else None}
+if not st.session_state.get("disc.snap.follow", True) and snaps:
+    params["step"] = snaps[min(int(st.session_state.get("disc.snap") or 0), len(snaps) - 1)]
+copy_link("Discriminator", params, key="disc-link", what="this view")

@@ -9,6 +9,7 @@ import streamlit as st
 
 from ganlab.data import dataset_available
 from ganlab.lessons import LESSONS, PAGES
+from ui.classroom import copy_link, fresh_params
 from ui.common import run_picker, setup, start_run
 
 reg = setup()
@@ -19,10 +20,17 @@ st.markdown(
     "**Start**, and the page to watch opens with the new run selected. Every lesson's phenomenon is "
     "checked over several seeds by `python -m ganlab lessons --check`.")
 
+wanted = fresh_params().get("lesson") or st.session_state.get("learn.open")
+if wanted:   # a link or the instructor's push opens that lesson
+    st.session_state["learn.open"] = wanted
+ids = [lesson.id for lesson in LESSONS]
 for i, lesson in enumerate(LESSONS):
     cfg = lesson.config()
     ok, why = dataset_available(cfg.dataset)
-    with st.expander(f"{i + 1}. {lesson.title}", expanded=i == 0, icon=":material/school:"):
+    opened = lesson.id == wanted if wanted in ids else i == 0
+    with st.expander(f"{i + 1}. {lesson.title}", expanded=opened, icon=":material/school:"):
+        if opened:
+            copy_link("Learn", {"lesson": lesson.id}, key=f"learn-link-{lesson.id}", what="this lesson")
         st.markdown(lesson.explanation)
         left, right = st.columns(2)
         with left:

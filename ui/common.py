@@ -75,8 +75,9 @@ def _executor_from_argv() -> None:
         os.environ.setdefault("GANLAB_EXECUTOR", argv[argv.index("--executor") + 1])
 
 
-def setup() -> RunRegistry:
+def setup(entry: bool = False) -> RunRegistry:
     """The one shared setup call at the top of every page: wide layout, and the run registry.
+    app.py's navigation calls it with entry=True (it is the entry point; pages are not).
 
     Streamlit 1.67 allows set_page_config more than once per run (the last call wins), so app.py and a page
     may both call this. No page title here: st.navigation titles each page. Training runs in worker
@@ -85,6 +86,8 @@ def setup() -> RunRegistry:
     # A bundled icon: a ":material/..." page icon makes the browser fetch its SVG from the internet.
     _freeze_imports()
     _executor_from_argv()
+    if not entry:
+        _navigation_first()
     st.set_page_config(layout="wide", page_icon=_icon())
     session.me()
     session.remember()
@@ -94,6 +97,16 @@ def setup() -> RunRegistry:
     except (ValueError, RuntimeError) as e:   # GANLAB_EXECUTOR misspelt, Ray missing or unreachable
         st.error(f"The lab cannot start its runs: {e}")
         st.stop()
+
+
+def _navigation_first() -> None:
+    """A deep link to a fresh server (/Train before anyone opened /) makes Streamlit 1.67 run the page file as an
+    old-style pages/ app: no app.py, so no navigation, titles, presenter mode or banner. The flag it keeps for
+    that is process-wide and cleared by st.navigation; clear it here and rerun, so app.py routes the link."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 _FROZEN = []
@@ -465,6 +478,7 @@ def snapshot_slider(view: RunView, key: str, playing: bool = False) -> int:
 
     It follows the newest snapshot while it sits at the end (so a live page keeps up), stays put on an old
     one otherwise, and advances one snapshot per call while `playing` (the Samples page's animation).
+    A link's step (st.session_state[f"{key}.want"], set by the page) selects that snapshot once.
     """
     steps = [s.step for s in view.snapshots]
     n = len(steps)
@@ -473,6 +487,10 @@ def snapshot_slider(view: RunView, key: str, playing: bool = False) -> int:
     idx = st.session_state.get(key)
     if not isinstance(idx, int) or idx >= n:
         idx = n - 1
+    want = st.session_state.pop(f"{key}.want", None)   # a link's step: the last snapshot at or before it
+    if isinstance(want, int):
+        idx = max([i for i, s in enumerate(steps) if s <= want] or [0])
+        st.session_state[f"{key}.follow"] = idx == n - 1
     if playing:
         idx = idx + 1 if idx + 1 < n else 0      # pressing Play at the end starts from the first snapshot
     elif st.session_state.get(f"{key}.follow", True):

@@ -148,9 +148,14 @@ def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> 
         st.error(error, icon=":material/error:")
 
 
+def form_values(key: str = "cfg") -> dict[str, Any]:
+    """The form's widget values (what parse_config takes); fields not drawn yet are left out."""
+    names = (f"{key}.{f.name}" for f in fields(TrainConfig))
+    return {k.split(".", 1)[1]: st.session_state[k] for k in names if k in st.session_state}
+
+
 def _submit(key: str) -> None:
-    values = {f.name: st.session_state[f"{key}.{f.name}"] for f in fields(TrainConfig)}
-    cfg, errors = parse_config(values)
+    cfg, errors = parse_config(form_values(key))
     st.session_state[f"{key}._errors"] = errors
     st.session_state[f"{key}._result"] = cfg
 

@@ -1,0 +1,105 @@
+"""Links (ganlab.links): every preset and generated configurations survive a round trip through a link; hostile
+and mistyped query values get the form's messages and never raise; view values are read within their ranges."""
+from __future__ import annotations
+
+import random
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from ganlab import links
+from ganlab.config import PRESETS, TrainConfig, get_preset
+
+
+def _round_trip(cfg: TrainConfig, preset: str | None = None) -> tuple[TrainConfig | None, dict]:
+    link = links.url("http://lab:8501", "Train", links.config_params(cfg, preset))
+    params = dict(parse_qsl(urlsplit(link).query))
+    assert links.is_config_link(params)
+    _, back, errors = links.config_from_params(params)
+    return back, errors
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_round_trips(name: str) -> None:
+    cfg = get_preset(name).config()
+    params = links.config_params(cfg, name)
+    assert params == {"preset": name}, "a preset's own link names only the preset"
+    back, errors = _round_trip(cfg, name)
+    assert errors == {} and back == cfg
+
+
+CHANGES = {"loss": ["minimax", "hinge", "lsgan", "wgan-gp"], "g_lr": [1e-4, 3.5e-3, 0.02], "d_lr": [2e-4, 1e-2],
+           "batch_size": [16, 100, 1024], "steps": [10, 12345], "noise_dim": [1, 2, 32], "seed": [0, 7, 2**31 - 1],
+           "g_layers": [(16,), (32, 64, 128)], "d_layers": [(8, 8), (256,)], "label_smoothing": [0.0, 0.1],
+           "instance_noise": [0.0, 0.05], "r1_gamma": [0.0, 1.0], "d_steps": [1, 3], "spectral_norm": [True, False],
+           "lr_decay": ["none", "linear"], "beta1": [0.0, 0.5, 0.9], "noise_dist": ["normal", "uniform"]}
+
+
+def test_generated_configurations_round_trip() -> None:
+    rng = random.Random(0)
+    tried = 0
+    for _ in range(300):
+        preset = rng.choice([p for p in PRESETS if get_preset(p).config().is_2d])
+        picked = {k: rng.choice(v) for k, v in rng.sample(sorted(CHANGES.items()), rng.randint(1, 6))}
+        try:
+            cfg = get_preset(preset).config(**picked)
+        except ValueError:
+            continue   # an invalid combination is the form's business, not a link's
+        for hint in (preset, None):   # None: the link picks the closest preset itself
+            back, errors = _round_trip(cfg, hint)
+            assert errors == {} and back == cfg, (preset, picked, errors)
+        tried += 1
+    assert tried > 200
+
+
+HOSTILE = [
+    ({"preset": "nope"}, "preset"), ({"loss": "bogus"}, "loss"), ({"g_lr": "abc"}, "g_lr"),
+    ({"g_lr": "nan"}, "g_lr"), ({"g_lr": "1e308"}, "g_lr"), ({"g_lr": "-1"}, "g_lr"), ({"steps": "1.5"}, "steps"),
+    ({"steps": "0"}, "steps"), ({"steps": "9" * 300}, "steps"), ({"batch_size": "-5"}, "batch_size"),
+    ({"g_layers": "1,2,x"}, "g_layers"), ({"g_layers": ",".join(["64"] * 40)}, "g_layers"),
+    ({"spectral_norm": "maybe"}, "spectral_norm"), ({"data_path": "/etc/passwd"}, "data_path"),
+    ({"device": "cuda:7"}, "device"), ({"dataset": "../../etc"}, "dataset"), ({"model": "dcgan"}, "model"),
+    ({"noise_dim": "100000"}, "noise_dim"), ({"dataset": "spiral", "conditional": "true"}, "conditional"),
+    ({"seed": "0x10"}, "seed"),
+    ({"preset": "mnist-dcgan", "conditional": "1", "dataset": "spiral"}, None),
+]
+
+
+@pytest.mark.parametrize("params,field", HOSTILE)
+def test_hostile_values_get_a_message_on_their_field(params: dict, field: str | None) -> None:
+    preset, cfg, errors = links.config_from_params(params)
+    assert preset in PRESETS
+    assert errors, "a bad value must be reported"
+    if field is not None:
+        assert field in errors and errors[field]
+    assert cfg is None or isinstance(cfg, TrainConfig)
+    if cfg is not None:   # what could be read is kept; the bad field stays at the preset's value
+        assert all(getattr(cfg, f) == getattr(get_preset(preset).config(), f) for f in errors if f != "preset")
+
+
+def test_the_good_fields_of_a_half_bad_link_are_kept() -> None:
+    _, cfg, errors = links.config_from_params({"preset": "ring8", "loss": "hinge", "g_lr": "zzz", "steps": "500"})
+    assert set(errors) == {"g_lr"}
+    assert cfg.loss == "hinge" and cfg.steps == 500 and cfg.g_lr == get_preset("ring8").config().g_lr
+
+
+def test_repeated_and_list_values_take_the_last() -> None:
+    _, cfg, errors = links.config_from_params({"preset": ["grid25", "ring8"], "loss": ["hinge"]})
+    assert not errors and cfg.loss == "hinge" and cfg == get_preset("ring8").config(loss="hinge")
+
+
+def test_view_readers_keep_values_in_range() -> None:
+    assert links.read_int("12", 0, 100) == 12
+    for bad in (None, "", "x", "1e3", "-1", "101", "9" * 40, ["5", "x"]):
+        assert links.read_int(bad, 0, 100) is None
+    assert links.read_floats("0.5,-9,2", 3.0) == [0.5, -3.0, 2.0]
+    for bad in ("", "a,b", "nan", "inf,1", ",".join(["1"] * 2000)):
+        assert links.read_floats(bad, 3.0) is None
+    assert links.read_names("field,fake", ["field", "fake", "real"]) == ["field", "fake"]
+    assert links.read_names("field,<script>", ["field"]) is None
+
+
+def test_url_encodes_every_value() -> None:
+    link = links.url("http://h:1/", "Samples", {"run": "a b&c", "step": 5, "none": None})
+    assert link == "http://h:1/Samples?run=a+b%26c&step=5"
+    assert links.url("http://h:1", "", {}) == "http://h:1/"
