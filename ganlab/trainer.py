@@ -1,11 +1,11 @@
 """The training loop for one GAN: D and G updates, statistics, snapshots and checkpoint state.
 
-`Trainer` is synchronous and single-threaded: `runs.Run` drives it from a background thread, the CLI and the
-benchmark drive it directly. It never imports streamlit and never syncs with the device on an ordinary step:
+`Trainer` is synchronous and single-threaded: a run's worker (ganlab.worker) drives it, and so do the lessons
+check and the benchmark. It never imports streamlit and never syncs with the device on an ordinary step:
 statistics are gathered on the device only on every `stats_every`-th step and read back in one transfer
 (`collect`), the deliberate sync point.
 
-Hot-path choices (see DESIGN.md, performance facts): the whole dataset lives on the device and batches are
+Hot-path choices (see docs/architecture.md, performance facts): the whole dataset lives on the device and batches are
 drawn by index (no DataLoader); Adam is fused where the device supports it; D's parameters stop requiring
 gradients during G's update so its weight gradients are not computed for nothing.
 """

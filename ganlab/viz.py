@@ -1,7 +1,7 @@
 """Pure drawing helpers: run data (numpy) -> plotly figures, uint8 image montages, PNG and GIF bytes.
 
 Nothing here imports streamlit, so every function is testable without a browser and reusable by the CLI.
-Choices that keep the live pages smooth (see DESIGN.md, Streamlit facts):
+Choices that keep the live pages smooth (see docs/architecture.md, Streamlit facts):
 - one uint8 montage per sample grid (a single `st.image` call updates in place; a faceted plotly image
   costs ~200 ms and remounts);
 - histograms arrive already binned (bars from counts, never raw samples);
