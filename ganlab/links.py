@@ -3,7 +3,7 @@
 A configuration link names a preset and only the fields that differ from it
 (`/Train?preset=ring8&loss=hinge&g_lr=0.002`), so it stays short and survives a server restart (it names
 values, never session state). A view link names the run id and what the page shows (`/Samples?run=<id>&step=
-2000`, `/Latent?run=<id>&seed=3&z=0.5,-1`). Pure functions, no streamlit: ui/links.py draws the "Copy link"
+2000`, `/Latent?run=<id>&seed=3&z=0.5,-1`). Pure functions, no streamlit: ui/classroom.py draws the "Copy link"
 box and applies a link to a page's widgets; the parsing and its messages are tested here.
 
 Hostile or mistyped values never raise: `config_from_params` returns the fields it could read, and a
