@@ -104,9 +104,13 @@ def _navigation_first() -> None:
     old-style pages/ app: no app.py, so no navigation, titles, presenter mode or banner. The flag it keeps for
     that is process-wide and cleared by st.navigation; clear it here and rerun, so app.py routes the link."""
     from streamlit.runtime.pages_manager import PagesManager
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not _HANDED:   # once per process, as the flag is (AppTest resets
+        _HANDED.append(True)                                 # it before every run; a server never does)
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+_HANDED: list[bool] = []
 
 
 _FROZEN = []
