@@ -1,10 +1,11 @@
 """Export a run directory: sample grid PNG, evolution GIF, metrics CSV, config JSON, a zip of the whole
-directory, and TensorBoard event files when the `tensorboard` package is installed.
+directory, TensorBoard event files when the `tensorboard` package is installed, and the run as code: a
+standalone PyTorch training script or notebook (ganlab.export_code).
 
 Every function reads the run directory (or Snapshots already in memory) and returns bytes, so the Runs
 page can hand them to a download button and the CLI can write them to a file:
 
-    python -m ganlab export RUN_DIR --what png|gif|csv|json|zip|tensorboard --out PATH [--step N]
+    python -m ganlab export RUN_DIR --what png|gif|csv|json|zip|tensorboard|script|notebook --out PATH [--step N]
 
 Nothing here imports streamlit. Pictures come from ganlab.viz (one montage per image grid, rasterised
 points for 2D runs), so an exported grid looks like the one on the Samples page.
@@ -27,7 +28,7 @@ from .cli import EXTRA_COMMANDS, UsageError
 from .snapshots import HISTORY_KEYS, Snapshot
 from .store import RunStore, StoreError
 
-WHATS = ("png", "gif", "csv", "json", "zip", "tensorboard")
+WHATS = ("png", "gif", "csv", "json", "zip", "tensorboard", "script", "notebook")
 MAX_GIF_FRAMES = 120       # a long run has thousands of snapshots; a GIF of all of them is megabytes
 GIF_FPS = 2.5
 GRID_SCALE = 2             # exported grids are enlarged by whole pixels (28px digits are tiny on a slide)
@@ -232,10 +233,16 @@ def export_bytes(run_dir: Path | str | RunStore, what: str, step: int | None = N
     """The export `what` (one of WHATS except tensorboard, which writes a folder) as bytes."""
     makers = {"png": lambda: grid_png(run_dir, step), "gif": lambda: evolution_gif(run_dir),
               "csv": lambda: metrics_csv(run_dir), "json": lambda: config_json(run_dir),
-              "zip": lambda: run_zip(run_dir)}
+              "zip": lambda: run_zip(run_dir), "script": lambda: _code().script_py(run_dir),
+              "notebook": lambda: _code().notebook_ipynb(run_dir)}
     if what not in makers:
         raise ExportError(f"what: {what!r} is not one of: {', '.join(makers)} (tensorboard writes a folder)")
     return makers[what]()
+
+
+def _code():
+    from . import export_code  # imports torch (the networks' layout); it imports this module too
+    return export_code
 
 
 def export(run_dir: Path | str, what: str, out: Path | str, step: int | None = None) -> Path:
@@ -258,7 +265,8 @@ def default_file_name(name: str, what: str, step: int | None = None) -> str:
     base = slug(name)
     return {"png": f"{base}-step{step}.png" if step is not None else f"{base}-grid.png",
             "gif": f"{base}-evolution.gif", "csv": f"{base}-metrics.csv", "json": f"{base}-config.json",
-            "zip": f"{base}.zip", "tensorboard": f"{base}-tensorboard"}[what]
+            "zip": f"{base}.zip", "tensorboard": f"{base}-tensorboard", "script": f"train_{base}.py",
+            "notebook": f"train_{base}.ipynb"}[what]
 
 
 # --- CLI -----------------------------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ def cmd_export(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run: grid PNG, evolution GIF, metrics CSV, config JSON, zip, "
-                                      "TensorBoard events")
+                                      "TensorBoard events, training script or notebook")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<run id>)")
     p.add_argument("--what", required=True, choices=WHATS)
     p.add_argument("--out", required=True, metavar="PATH", help="output file (a folder for tensorboard)")

