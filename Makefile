@@ -1,6 +1,7 @@
 # ganlab developer commands (GNU make).
 #   make run    start the app (creates .venv and installs requirements on first use)
 #   make test   install test requirements (+ Debian chromium when missing) and run the whole suite
+#   make test-fast  the fast tier: engine and page tests without browsers or long runs (about a minute)
 #   make bench  quick speed benchmark
 #   make lint   ruff
 # Extra arguments: make run ARGS="--server.address 0.0.0.0", make test PYTEST_ARGS="-m 'not browser' -x"
@@ -16,7 +17,7 @@ CHROMIUM ?= /usr/bin/chromium
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint sysdeps venv
+.PHONY: run test test-fast bench lint sysdeps venv
 
 venv: $(REQ_STAMP)
 
@@ -54,6 +55,9 @@ sysdeps:
 
 test: $(TEST_STAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: $(REQ_STAMP)
 	$(BIN)/python -m ganlab bench --quick

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_extra_commands() -> None:
     import importlib
-    for module in ("ganlab.bench", "ganlab.lessons", "ganlab.export"):
+    for module, command in (("ganlab.bench", "bench"), ("ganlab.lessons", "lessons"), ("ganlab.downloads", "export")):
         try:
             importlib.import_module(module)   # each registers itself in EXTRA_COMMANDS
         except ModuleNotFoundError as e:
@@ -83,11 +83,10 @@ def _load_extra_commands() -> None:
             # a dependency only this command needs (export draws with plotly): the others still work, and
             # this one says what to install instead of the whole CLI failing with a traceback
             package = (e.name or "?").split(".")[0]
-            EXTRA_COMMANDS.setdefault(module.rsplit(".", 1)[1], _missing_dependency(module, package))
+            EXTRA_COMMANDS.setdefault(command, _missing_dependency(command, package))
 
 
-def _missing_dependency(module: str, package: str) -> Callable[[Any], None]:
-    name = module.rsplit(".", 1)[1]
+def _missing_dependency(name: str, package: str) -> Callable[[Any], None]:
 
     def fail(args) -> int:
         print(f"error: the {name} command needs the Python package {package!r}: "

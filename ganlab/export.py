@@ -1,11 +1,9 @@
-"""Export a run directory: sample grid PNG, evolution GIF, metrics CSV, config JSON, a zip of the whole
-directory, TensorBoard event files when the `tensorboard` package is installed, and the run as code: a
-standalone PyTorch training script or notebook (ganlab.export_code).
+"""Export a run directory's pictures and data: sample grid PNG, evolution GIF, metrics CSV, config JSON, a zip of
+the whole directory, and TensorBoard event files when the `tensorboard` package is installed.
 
-Every function reads the run directory (or Snapshots already in memory) and returns bytes, so the Runs
-page can hand them to a download button and the CLI can write them to a file:
-
-    python -m ganlab export RUN_DIR --what png|gif|csv|json|zip|tensorboard|script|notebook --out PATH [--step N]
+Every function reads the run directory (or Snapshots already in memory) and returns bytes. The run as code
+(ganlab.export_code) and the class report (ganlab.report) build on `open_store` and `ExportError` here;
+ganlab.downloads names every export for the Runs page and `python -m ganlab export`.
 
 Nothing here imports streamlit. Pictures come from ganlab.viz (one montage per image grid, rasterised
 points for 2D runs), so an exported grid looks like the one on the Samples page.
@@ -16,7 +14,6 @@ import csv
 import io
 import json
 import math
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,11 +21,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import viz
-from .cli import EXTRA_COMMANDS, UsageError
 from .snapshots import HISTORY_KEYS, Snapshot
 from .store import RunStore, StoreError
 
-WHATS = ("png", "gif", "csv", "json", "zip", "tensorboard", "script", "notebook")
 MAX_GIF_FRAMES = 120       # a long run has thousands of snapshots; a GIF of all of them is megabytes
 GIF_FPS = 2.5
 GRID_SCALE = 2             # exported grids are enlarged by whole pixels (28px digits are tiny on a slide)
@@ -226,67 +221,3 @@ def _scalars(writer, prefix: str, row: dict[str, Any]) -> None:
             continue
         if math.isfinite(value):
             writer.add_scalar(f"{prefix}/{key}", value, global_step=step)
-
-
-# --- one entry point for the CLI and the page --------------------------------------------------------------
-def export_bytes(run_dir: Path | str | RunStore, what: str, step: int | None = None) -> bytes:
-    """The export `what` (one of WHATS except tensorboard, which writes a folder) as bytes."""
-    makers = {"png": lambda: grid_png(run_dir, step), "gif": lambda: evolution_gif(run_dir),
-              "csv": lambda: metrics_csv(run_dir), "json": lambda: config_json(run_dir),
-              "zip": lambda: run_zip(run_dir), "script": lambda: _code().script_py(run_dir),
-              "notebook": lambda: _code().notebook_ipynb(run_dir)}
-    if what not in makers:
-        raise ExportError(f"what: {what!r} is not one of: {', '.join(makers)} (tensorboard writes a folder)")
-    return makers[what]()
-
-
-def _code():
-    from . import export_code  # imports torch (the networks' layout); it imports this module too
-    return export_code
-
-
-def export(run_dir: Path | str, what: str, out: Path | str, step: int | None = None) -> Path:
-    """Write export `what` of `run_dir` to `out` (a file; a folder for tensorboard). Returns the path."""
-    if what not in WHATS:
-        raise ExportError(f"what: {what!r} is not one of: {', '.join(WHATS)}")
-    out = Path(out)
-    if what == "tensorboard":
-        return write_tensorboard(run_dir, out)
-    data = export_bytes(run_dir, what, step)
-    if out.parent and not out.parent.exists():
-        raise ExportError(f"--out: folder {out.parent} does not exist")
-    out.write_bytes(data)
-    return out
-
-
-def default_file_name(name: str, what: str, step: int | None = None) -> str:
-    """A download file name like 'ring8-step400.png' from a run's display name."""
-    from .store import slug
-    base = slug(name)
-    return {"png": f"{base}-step{step}.png" if step is not None else f"{base}-grid.png",
-            "gif": f"{base}-evolution.gif", "csv": f"{base}-metrics.csv", "json": f"{base}-config.json",
-            "zip": f"{base}.zip", "tensorboard": f"{base}-tensorboard", "script": f"train_{base}.py",
-            "notebook": f"train_{base}.ipynb"}[what]
-
-
-# --- CLI -----------------------------------------------------------------------------------------------------
-def cmd_export(args) -> int:
-    try:
-        path = export(args.run_dir, args.what, args.out, args.step)
-    except ExportError as e:
-        raise UsageError(str(e)) from None
-    print(f"{args.what}: {path}", file=sys.stderr)
-    return 0
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a run: grid PNG, evolution GIF, metrics CSV, config JSON, zip, "
-                                      "TensorBoard events, training script or notebook")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<run id>)")
-    p.add_argument("--what", required=True, choices=WHATS)
-    p.add_argument("--out", required=True, metavar="PATH", help="output file (a folder for tensorboard)")
-    p.add_argument("--step", type=int, help="png: the snapshot at (or before) this step; default the newest")
-    p.set_defaults(func=cmd_export)
-
-
-EXTRA_COMMANDS["export"] = add_parser

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .config import LIVE_FIELDS, TrainConfig
+from .cuda_graph import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .data import Dataset, load_dataset
-from .graphs import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
 from .snapshots import Snapshot
@@ -53,7 +53,7 @@ def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], dev
     if name == "adam":
         # fused Adam runs one kernel for all parameters (CPU and CUDA in recent torch): fewer ops per step
         if device.type == "cuda":
-            # capturable, with the lr a device tensor: a CUDA graph of the step reads lr changes (ganlab.graphs)
+            # capturable, with the lr a device tensor: a CUDA graph of the step reads lr changes (ganlab.cuda_graph)
             try:
                 opt = torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), betas=betas,
                                        fused=True, capturable=True)
@@ -137,7 +137,7 @@ class Trainer:
         self._extent = self._field_extent() if self.is_2d else None
         self._autocast = (self.device.type == "cuda" and cfg.bf16)
         self._fake_for_g: tuple[torch.Tensor, torch.Tensor | None] | None = None   # see step_d(keep_fake)
-        self._graph: StepGraph | None = None    # the captured step on CUDA (ganlab.graphs)
+        self._graph: StepGraph | None = None    # the captured step on CUDA (ganlab.cuda_graph)
         self._graph_failed: tuple | None = None   # graph_key of a capture that failed: not tried again
         self._eager_steps = 0                   # eager steps since the graph was last dropped
         self.graph_note = why_not(self) or f"eager for the first {WARMUP_STEPS} steps, then one CUDA graph"
@@ -266,7 +266,7 @@ class Trainer:
             self.step_d(record and i == last, keep_fake=i == last)
         self.step_g(record)
 
-    # --- CUDA graph (see ganlab.graphs) ----------------------------------------------------------------
+    # --- CUDA graph (see ganlab.cuda_graph) ----------------------------------------------------------------
     def _step_graph(self) -> StepGraph | None:
         if self._graph is not None and (self._graph.key != graph_key(self) or why_not(self)):
             self.drop_graph()   # a live edit changed what the captured step does: eager until captured again

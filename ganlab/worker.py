@@ -141,7 +141,7 @@ class Worker:
         _pick_gpu(slot)
         import torch
 
-        from .graphs import device_lock
+        from .cuda_graph import device_lock
         from .store import budget_bytes, load_checkpoint
         from .trainer import Trainer, resolve_device
         cfg = self.store.read_config()
@@ -209,7 +209,7 @@ class Worker:
             kind = self.pending.pop(0) if self.pending else None
             if kind is None and self.state is not RunState.RUNNING:
                 self._set_state(RunState.RUNNING)
-            with device_lock(trainer.device):   # see graphs.device_lock
+            with device_lock(trainer.device):   # see cuda_graph.device_lock
                 if kind is None:
                     recorded = trainer.train_step()
                     shown = f"{trainer.device} (CUDA graph)" if trainer.graphed else str(trainer.device)

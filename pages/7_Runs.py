@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import export, export_code, owners
+from ganlab import downloads, export, export_code, owners
 from ganlab.lineage import (
     BRANCH_FORM_FIELDS,
     RESUMABLE,
@@ -202,18 +202,21 @@ if run is not None:
                  ("json", "Config JSON", ":material/settings:", "application/json"),
                  ("zip", "Run folder (zip)", ":material/folder_zip:", "application/zip"),
                  ("script", "Training script (.py)", ":material/code:", "text/x-python"),
-                 ("notebook", "Notebook (.ipynb)", ":material/book:", "application/x-ipynb+json")]
+                 ("notebook", "Notebook (.ipynb)", ":material/book:", "application/x-ipynb+json"),
+                 ("report", "Class report (HTML)", ":material/description:", "text/html")]
         for col, (what, label, icon, mime) in zip(cols, files):
             code = what in ("script", "notebook")
-            col.download_button(label, data=lambda w=what: export.export_bytes(store, w), mime=mime, icon=icon,
-                                file_name=export.default_file_name(view.name, what, snap.step if snap else None),
+            col.download_button(label, data=lambda w=what: downloads.export_bytes(store, w), mime=mime, icon=icon,
+                                file_name=downloads.default_file_name(view.name, what, snap.step if snap else None),
                                 disabled=(what in ("png", "gif") and snap is None) or (code and code_why is not None),
                                 help=(code_why or "The run as PyTorch code that reproduces it step for step on "
-                                      "CPU") if code else None, on_click="ignore", key=f"runs-export-{what}",
+                                      "CPU") if code else ("One page: curves, samples, quality, diagnoses and lineage, "
+                                                           "with interactive charts; opens offline" if what == "report"
+                                                           else None), on_click="ignore", key=f"runs-export-{what}",
                                 width="stretch")
         if export.tensorboard_available():
             st.download_button("TensorBoard events (zip)", data=lambda: export.tensorboard_zip(store),
-                               file_name=export.default_file_name(view.name, "tensorboard") + ".zip",
+                               file_name=downloads.default_file_name(view.name, "tensorboard") + ".zip",
                                mime="application/zip", on_click="ignore", key="runs-export-tb")
         else:
             st.caption("TensorBoard export: `pip install tensorboard` to enable it.")

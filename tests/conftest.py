@@ -62,12 +62,24 @@ def skip_or_fail(reason: str) -> None:
 # ---------------------------------------------------------------- collection and reporting hooks
 
 
+SLOW_LIST = Path(__file__).with_name("slow_tests.txt")
+
+
+def _slow_tests() -> set[str]:
+    lines = SLOW_LIST.read_text().splitlines() if SLOW_LIST.exists() else []
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tag every test that opens a browser, so `-m "not browser"` is reliable, and run them last:
     # unit tests report in seconds, and the server (which imports torch) starts only when needed.
+    # Tests listed in slow_tests.txt (and every browser test) are `slow`: `make test-fast` leaves them out.
+    slow = _slow_tests()
     for item in items:
         if "browser_page" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+        if item.nodeid.split("[")[0] in slow or item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable sort
 
 

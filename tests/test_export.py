@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganlab import export
+from ganlab import downloads, export
 from ganlab.cli import main
 from ganlab.config import TrainConfig, get_preset
 from ganlab.runs import RunRegistry
@@ -53,7 +53,7 @@ def test_grid_png_of_an_image_run_is_the_montage(image_store):
 
 
 def test_png_and_gif_of_a_2d_run_decode(run_dir):
-    png = Image.open(io.BytesIO(export.export_bytes(run_dir, "png")))
+    png = Image.open(io.BytesIO(downloads.export_bytes(run_dir, "png")))
     assert png.format == "PNG" and png.mode == "RGB" and png.size == (320, 320)
     gif = Image.open(io.BytesIO(export.evolution_gif(run_dir)))
     assert gif.format == "GIF" and gif.n_frames == len(RunStore(run_dir).snapshot_steps()) == 5
@@ -110,7 +110,7 @@ def test_zip_holds_the_whole_run_without_temp_files(run_dir):
         assert json.loads(zf.read(f"{rid}/config.json"))["steps"] == 40
 
 
-@pytest.mark.parametrize("what", ["png", "gif", "csv", "json", "zip"])
+@pytest.mark.parametrize("what", ["png", "gif", "csv", "json", "zip", "report"])
 def test_cli_export_writes_the_file(run_dir, tmp_path, what):
     out = tmp_path / f"out.{what}"
     assert main(["export", str(run_dir), "--what", what, "--out", str(out)]) == 0
@@ -119,8 +119,11 @@ def test_cli_export_writes_the_file(run_dir, tmp_path, what):
         assert Image.open(out).format == what.upper()
     elif what == "zip":
         assert f"{run_dir.name}/config.json" in zipfile.ZipFile(out).namelist()
+    elif what == "report":   # the class report: one HTML page naming the run (its content: tests/test_report.py)
+        assert data.startswith(b"<!DOCTYPE html>") and run_dir.name.encode() in data
+        assert downloads.default_file_name("ring 8", "report") == "ring-8-report.html"
     else:
-        assert data == export.export_bytes(run_dir, what)
+        assert data == downloads.export_bytes(run_dir, what)
 
 
 def test_cli_export_refuses_bad_input_with_one_line(run_dir, tmp_path, capsys):
@@ -144,6 +147,6 @@ def test_tensorboard_export_writes_events_or_explains(run_dir, tmp_path, capsys)
 
 
 def test_default_file_names_never_hold_a_path():
-    assert "/" not in export.default_file_name("my run/../x", "png", 40)
-    assert export.default_file_name("ring 8", "png", 40) == "ring-8-step40.png"
-    assert export.default_file_name("ring", "zip") == "ring.zip"
+    assert "/" not in downloads.default_file_name("my run/../x", "png", 40)
+    assert downloads.default_file_name("ring 8", "png", 40) == "ring-8-step40.png"
+    assert downloads.default_file_name("ring", "zip") == "ring.zip"

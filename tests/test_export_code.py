@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganlab import export, export_code
+from ganlab import downloads, export, export_code
 from ganlab.cli import main
 from ganlab.config import TrainConfig, get_preset
 from ganlab.runs import RunRegistry
@@ -124,7 +124,7 @@ def test_folder_data_and_big_csvs_are_refused_by_name(tmp_path):
     folder = RunStore.create(tmp_path, "imgs", TrainConfig(dataset="folder", data_path=str(tmp_path)))
     for what in ("script", "notebook"):
         with pytest.raises(export.ExportError, match="dataset 'folder'.*cannot be written as code"):
-            export.export_bytes(folder.path, what)
+            downloads.export_bytes(folder.path, what)
     big = tmp_path / "big.csv"
     big.write_text("".join(f"{i},{i}\n" for i in range(6000)))
     cfg = TrainConfig(dataset="csv", data_path=str(big))
@@ -139,10 +139,10 @@ def test_folder_data_and_big_csvs_are_refused_by_name(tmp_path):
 def test_cli_writes_the_script_and_notebook(reg, tmp_path, capsys):
     store = lab_run(reg, get_preset("ring8").config(**SMALL_2D, steps=5, lr_decay="none"), "cli run")
     for what, name in (("script", "train_cli-run.py"), ("notebook", "train_cli-run.ipynb")):
-        assert export.default_file_name("cli run", what) == name
+        assert downloads.default_file_name("cli run", what) == name
         out = tmp_path / name
         assert main(["export", str(store.path), "--what", what, "--out", str(out)]) == 0
-        assert out.read_bytes() == export.export_bytes(store.path, what)
+        assert out.read_bytes() == downloads.export_bytes(store.path, what)
     assert "notebook:" in capsys.readouterr().err
     compile((tmp_path / "train_cli-run.py").read_text(), "train_cli-run.py", "exec")
 

@@ -1,4 +1,4 @@
-"""The captured CUDA-graph training step (ganlab.graphs): eager fallback everywhere else, and on a GPU the same
+"""The captured CUDA-graph training step (ganlab.cuda_graph): eager fallback everywhere else, and on a GPU the same
 training as eager, lr changes and live edits honoured, checkpoints that move between devices. The CUDA tests
 run where a GPU is (the device machine); CI has none and runs the CPU ones."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from engine_util import wait_for
 
 from ganlab.config import ConfigError, TrainConfig, get_preset
-from ganlab.graphs import WARMUP_STEPS
+from ganlab.cuda_graph import WARMUP_STEPS
 from ganlab.runs import RunRegistry
 from ganlab.trainer import Trainer, lr_value
 

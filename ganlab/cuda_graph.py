@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
-
+Trainer = Any   # a ganlab.trainer.Trainer (not imported: the trainer imports this module)
 WARMUP_STEPS = 5   # eager steps before a capture: optimiser state, cuBLAS/cuDNN handles and autotuning exist
 # Runs on one GPU take turns launching work: a capture in one thread while another thread ran cuBLAS failed on an
 # H100 (CUBLAS_STATUS_EXECUTION_FAILED, then a hung run). Launching is microseconds per replayed step, so
