@@ -43,7 +43,8 @@ from .ensemble import measure_speedup
 from .losses import gradient_penalty, r1_penalty
 from .metrics import mode_stats
 from .models import build_models
-from .runs import Run, RunRegistry
+from .registry import RunRegistry
+from .runs import Run
 from .trainer import Trainer, resolve_device
 
 LOOPS = ("examples", "trainer", "eager", "bare", "engine")
@@ -267,7 +268,7 @@ class _Readers:
         if snap is not None and not snap.is_2d:
             from PIL import Image
             tile = viz.montage(snap.fake[:64])
-            img = viz.upscale(tile, max(1, 420 // max(tile.shape[:2])))   # as ui.common.show_montage
+            img = viz.upscale(tile, max(1, 420 // max(tile.shape[:2])))   # as ui.live.show_montage
             Image.fromarray(img).save(io.BytesIO(), format="PNG")          # st.image(..., output_format="PNG")
         self.draws += 1
 

@@ -8,24 +8,10 @@ from ganlab.config import get_preset
 from ganlab.lineage import parent_text
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
-from ui.common import (
-    config_form,
-    data_upload,
-    history_charts,
-    live_fragment,
-    live_settings,
-    parse_config,
-    preset_picker,
-    progress,
-    quality_panel,
-    run_controls,
-    run_picker,
-    setup,
-    start_run,
-    state_badge,
-    state_message,
-)
-from ui.config_form import form_values, load_form
+from ui.common import run_picker, setup, start_run, state_badge, state_message
+from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
+from ui.live import history_charts, live_fragment
+from ui.panels import live_settings, progress, quality_panel, run_controls
 
 reg = setup()
 run = run_picker(reg)

@@ -6,13 +6,12 @@ import streamlit as st
 from ganlab import export, links, viz
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
-from ui.common import (
+from ui.common import run_picker, setup
+from ui.live import (
     chart_option,
     echart_2d,
     live_fragment,
     real_images,
-    run_picker,
-    setup,
     show_montage,
     snapshot_slider,
     snapshot_version,

@@ -9,7 +9,8 @@ import streamlit as st
 
 from ganlab import charts, links, viz
 from ui.classroom import copy_link, fresh_params
-from ui.common import class_names, echart_2d, registry, run_picker, setup, show_montage
+from ui.common import registry, run_picker, setup
+from ui.live import class_names, echart_2d, show_montage
 
 N_GRID, N_ROW, N_PCA = 16, 9, 512
 SIDE = 360   # plot side of the smaller 2D views, pixels

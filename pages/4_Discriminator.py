@@ -7,16 +7,8 @@ import streamlit as st
 from ganlab import links
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params
-from ui.common import (
-    chart_option,
-    echart,
-    echart_2d,
-    live_fragment,
-    run_picker,
-    setup,
-    snapshot_slider,
-    snapshot_version,
-)
+from ui.common import run_picker, setup
+from ui.live import chart_option, echart, echart_2d, live_fragment, snapshot_slider, snapshot_version
 
 LAYER_NAMES = {"field": "D heatmap", "real": "real points", "fake": "fake points", "manifold": "G manifold",
                "grads": "gradient arrows"}

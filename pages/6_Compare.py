@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ganlab import compare, viz
-from ui.common import LIVE_EVERY, chart, echart, is_live, run_label, run_picker, setup, show_montage
+from ui.common import run_label, run_picker, setup
+from ui.live import LIVE_EVERY, chart, echart, is_live, show_montage
 
 SELECTED = "compare.ids"
 

@@ -19,16 +19,8 @@ from ganlab.lineage import (
 )
 from ganlab.store import StoreError, slug
 from ui import session
-from ui.common import (
-    field_widget,
-    live_owners,
-    registry,
-    run_picker,
-    select_run,
-    setup,
-    state_badge,
-    wait_until,
-)
+from ui.common import live_owners, registry, run_picker, select_run, setup, state_badge, wait_until
+from ui.config_form import field_widget
 
 FLASH, CONFIRM, CHECKED = "runs._flash", "runs._confirm_delete", "runs._upload"
 

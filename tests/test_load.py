@@ -24,9 +24,10 @@ from streamlit.testing.v1 import AppTest
 
 from ganlab import viz
 from ganlab.config import get_preset
-from ganlab.runs import MAX_HISTORY, Run, RunRegistry, get_registry
+from ganlab.registry import RunRegistry, get_registry
+from ganlab.runs import MAX_HISTORY, Run
 from ganlab.snapshots import HISTORY_KEYS
-from ui.common import chart_option, history_version, snapshot_version
+from ui.live import chart_option, history_version, snapshot_version
 
 torch.set_num_threads(1)
 
@@ -51,7 +52,7 @@ def rss_mb() -> float:
 
 def page_work(run: Run, page: str) -> int:
     """What one session's live refresh does for a 2D run, in this process as Streamlit would: read the run,
-    take the chart options from the pages' shared cache (ui.common.chart_option: one build per new row or
+    take the chart options from the pages' shared cache (ui.live.chart_option: one build per new row or
     snapshot for all sessions), and serialise them for this session's browser with the serialiser
     st.echarts_chart runs per session (JSON spec + Arrow datasets). Returns the bytes sent."""
     v = run.view()

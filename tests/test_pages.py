@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from ganlab.charts import series_rows
 from ganlab.config import TrainConfig, get_preset
-from ganlab.runs import Run, RunRegistry
-from ui.common import FORM_GROUPS, parse_config, widget_value
+from ganlab.registry import RunRegistry
+from ganlab.runs import Run
+from ui.config_form import FORM_GROUPS, parse_config, widget_value
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/1_Train.py", "pages/2_Samples.py", "pages/3_Latent.py", "pages/4_Discriminator.py"]

@@ -4,7 +4,7 @@
 returns plain data; a bad value is shown next to its field, never as a traceback. `parse_config` turns the
 widgets' values into a TrainConfig or a {field: message} dict and has no Streamlit calls, so it is tested
 directly. Widget values live in st.session_state["<key>.<field>"], so a preset (`load_form`) can refill them.
-Pages import these names from ui.common, which re-exports them.
+Pages import these names from here.
 """
 from __future__ import annotations
 

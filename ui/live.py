@@ -1,0 +1,205 @@
+"""Live views of a run: fragments that refresh while it trains, charts that update in place, and the sample
+pictures and snapshot slider the pages share.
+
+Live pages wrap what changes in `live_fragment(run, render, key=...)`: it polls once a second only while the run
+trains (queued/running) and triggers one full rerun when the run ends, so an idle page costs nothing. Charts
+drawn in a live fragment use `echart` (ganlab/charts.py: keyed ECharts update in place); a keyed st.plotly_chart
+still remounts on every data change in Streamlit 1.67, so `chart` (plotly, ganlab/viz.py) is for views that change
+only on user input. Options are built once per (run, version) for every session (`chart_option`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from ganlab import charts, viz
+from ganlab.config import TrainConfig
+from ganlab.runs import Run, RunView
+
+LIVE_EVERY = 1.0            # seconds between live refreshes while a run trains
+PLOT_CONFIG = {"displayModeBar": False}
+
+
+def is_live(view: RunView, run: Run | None = None) -> bool:
+    """True while the run trains, including the moment between Start and its thread's first state."""
+    return view.active or (run is not None and view.state == "created" and run.alive)
+
+
+def live(view: RunView, run: Run | None = None) -> float | None:
+    """run_every for a fragment watching `view`: LIVE_EVERY while it trains, None (no polling) otherwise."""
+    return LIVE_EVERY if is_live(view, run) else None
+
+
+def live_fragment(run: Run, render: Callable[[RunView], Any], *, key: str, every: float | None = None) -> None:
+    """Draw `render(run.view())` in a fragment that refreshes while the run trains.
+
+    `every` overrides the period (e.g. an animation); then `render` returning True keeps the timer going.
+    When the run stops training, one full st.rerun() redraws the page without a timer.
+    """
+    period = every if every is not None else live(run.view(with_snapshots=False), run)
+
+    def body() -> None:
+        view = run.view()
+        keep = render(view)
+        if period is not None and not (keep or is_live(view, run)):
+            st.rerun()   # the run ended (or the animation did): redraw once, without polling
+
+    # Fragment ids hash the function name and the parent container's path; a container of its own keeps
+    # two live fragments on one page apart.
+    with st.container(key=f"frag-{key}"):
+        st.fragment(body, run_every=period)()
+
+
+def chart(fig, key: str) -> None:
+    """A plotly figure (for views redrawn on user input; it remounts whenever the figure changes)."""
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, width="stretch")
+
+
+def echart(option: dict, key: str, height: int = charts.CHART_HEIGHT, width: int | str = "stretch") -> None:
+    """An ECharts option from ganlab.charts. The key keeps the element across reruns, so a live refresh
+    updates the same canvas in place (no remount, no flicker)."""
+    st.echarts_chart(option, key=key, height=height, width=width)
+
+
+def echart_2d(option: dict, key: str, side: int = charts.SQUARE_SIDE) -> None:
+    """A square 2D view from ganlab.charts at its fixed pixel size."""
+    width, height = charts.square_size(side, colorbar="visualMap" in option)
+    echart(option, key, height=height, width=width)
+
+
+# cache_resource: every session gets the same option object, no per-read copy (cache_data unpickled a copy each
+# time: 2 ms per chart per session). Safe to share: st.echarts_chart copies the dicts it changes and only reads
+# the lists and Arrow tables.
+@st.cache_resource(max_entries=128, ttl=120, show_spinner=False)
+def _option(builder: str, version: tuple, _args: tuple, kwargs: dict) -> dict:
+    return getattr(charts, builder)(*_args, **kwargs)
+
+
+def chart_option(builder: str, version: tuple, *args: Any, **kwargs: Any) -> dict:
+    """charts.<builder>(*args, **kwargs), built once per `version` and shared by every session.
+
+    A class watching one run polls it 30 times a second in total; the options only change when the run
+    publishes new data, so `version` (run id + what identifies that data) is the cache key, not the data:
+    `args` (the data) are not hashed, `kwargs` are. Pass every display choice (layers, sizes) as a kwarg.
+    """
+    return _option(builder, version, args, kwargs)
+
+
+def history_version(view: RunView) -> tuple:
+    """Changes at most once a second while the run trains (a ring8 run adds 20 rows a second, and every new
+    version is one more build of each chart for the class); on every new row once it has stopped."""
+    t = view.history.get("time", ())
+    if view.active and len(t):
+        return (view.id, "live", int(t[-1]))
+    return (view.id, len(t), float(t[-1]) if len(t) else 0.0)
+
+
+def snapshot_version(view: RunView, snap) -> tuple:
+    return (view.id, snap.step, snap.time)
+
+
+def history_charts(view: RunView, key: str = "hist") -> None:
+    """Live charts of a run: losses, D scores, gradient norms, the Wasserstein estimate (WGAN-GP)."""
+    h, version = view.history, history_version(view)
+    label = view.latest.score_label if view.latest else "mean D"
+    left, right = st.columns(2)
+    with left:
+        echart(chart_option("loss_chart", version, h), f"{key}-loss")
+    with right:
+        echart(chart_option("scores_chart", version, h, label=label), f"{key}-scores")
+    left, right = st.columns(2)
+    with left:
+        echart(chart_option("grads_chart", version, h), f"{key}-grads")
+    with right:
+        if view.cfg.loss == "wgan-gp":
+            echart(chart_option("wdist_chart", version, h), f"{key}-wdist")
+        else:
+            latest_samples(view, f"{key}-samples")
+
+
+def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
+    """The newest snapshot's samples: a montage image, or the real/fake scatter for 2D runs."""
+    snap = view.latest
+    if snap is None:
+        st.caption("Samples appear here after the first snapshot.")
+    elif snap.is_2d:
+        side = charts.CHART_HEIGHT - charts.MARGIN["top"] - charts.MARGIN["bottom"]
+        echart_2d(chart_option("scatter_2d_chart", snapshot_version(view, snap), snap, side=side), key, side=side)
+    else:
+        show_montage(snap.fake[:64], caption=f"samples at step {snap.step}", nrow=nrow)
+
+
+def show_montage(images: np.ndarray, caption: str | None = None, nrow: int | None = None,
+                 target_px: int = 420) -> np.ndarray:
+    """One st.image for a whole grid (updates in place, no flicker); enlarged by whole pixels."""
+    tile = viz.montage(images, nrow=nrow)
+    scale = max(1, round(target_px / max(tile.shape[:2])))
+    img = viz.upscale(tile, scale)
+    st.image(img, caption=caption, output_format="PNG")
+    return tile
+
+
+def snapshot_slider(view: RunView, key: str, playing: bool = False) -> int:
+    """A slider over the run's snapshots; returns the chosen index.
+
+    It follows the newest snapshot while it sits at the end (so a live page keeps up), stays put on an old
+    one otherwise, and advances one snapshot per call while `playing` (the Samples page's animation).
+    A link's step (st.session_state[f"{key}.want"], set by the page) selects that snapshot once.
+    """
+    steps = [s.step for s in view.snapshots]
+    n = len(steps)
+    if n <= 1:
+        return n - 1
+    idx = st.session_state.get(key)
+    if not isinstance(idx, int) or idx >= n:
+        idx = n - 1
+    want = st.session_state.pop(f"{key}.want", None)   # a link's step: the last snapshot at or before it
+    if isinstance(want, int):
+        idx = max([i for i, s in enumerate(steps) if s <= want] or [0])
+        st.session_state[f"{key}.follow"] = idx == n - 1
+    if playing:
+        idx = idx + 1 if idx + 1 < n else 0      # pressing Play at the end starts from the first snapshot
+    elif st.session_state.get(f"{key}.follow", True):
+        idx = n - 1
+    st.session_state[key] = idx
+    st.session_state[f"{key}.n"] = n
+    st.select_slider("Snapshot", options=range(n), key=key, format_func=lambda i: f"step {steps[i]:,}",
+                     on_change=_slid, args=(key,))
+    st.session_state[f"{key}.follow"] = idx == n - 1 and not playing
+    return idx
+
+
+def _slid(key: str) -> None:
+    st.session_state[f"{key}.follow"] = st.session_state[key] == st.session_state.get(f"{key}.n", 0) - 1
+
+
+# --- data for the pages -----------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Loading real images...", max_entries=8)
+def _real_images(dataset: str, data_path: str, image_size: int, seed: int, n: int) -> np.ndarray | None:
+    from ganlab.data import load_dataset
+
+    try:
+        data = load_dataset(TrainConfig(dataset=dataset, data_path=data_path, image_size=image_size, seed=seed))
+    except Exception:  # noqa: BLE001 - a missing dataset only hides the real column
+        return None
+    idx = np.random.default_rng(seed).choice(len(data), size=min(n, len(data)), replace=False)
+    return data.x[idx].numpy()
+
+
+def real_images(cfg: TrainConfig, n: int = 64) -> np.ndarray | None:
+    """n real training images (N, C, H, W) in [-1, 1] for the run's dataset, cached; None if unavailable."""
+    return _real_images(cfg.dataset, cfg.data_path, cfg.image_size, cfg.seed, n)
+
+
+def class_names(view: RunView) -> list[str]:
+    """Class labels a conditional run can draw ([] for unconditional runs)."""
+    snap = view.latest
+    if not view.cfg.conditional or snap is None or snap.labels is None or not len(snap.labels):
+        return []
+    n = int(np.max(snap.labels)) + 1
+    if view.cfg.dataset in ("fashion", "torchvision-fashion"):
+        from ganlab.data import FASHION_CLASSES
+        return list(FASHION_CLASSES[:n])
+    return [str(i) for i in range(n)] if not view.cfg.is_2d else [f"mode {i}" for i in range(n)]

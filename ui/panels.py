@@ -1,0 +1,134 @@
+"""The run panels of the Train page (and others): Start/Pause/Stop and single-step controls, live settings,
+progress, and the quality table with the diagnoses. Commands are button callbacks (`on_click`) checked against
+the run's owner (ganlab.owners), so the whole page already sees the new state when it redraws.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from ganlab import owners
+from ganlab.config import LIVE_FIELDS, ConfigError
+from ganlab.diagnose import diagnose
+from ganlab.metrics import quality_rows
+from ganlab.runs import Run, RunView
+from ui import session
+from ui.common import registry, wait_until
+from ui.config_form import field_widget
+
+
+def _command(run_id: str, action: str) -> None:
+    """Button callback: run one command and wait briefly for its effect (runs before the page redraws)."""
+    run = registry().get(run_id)
+    try:
+        owners.check(run.owner, session.me(), {"d": "step", "g": "step", "both": "step"}.get(action, action))
+    except owners.NotAllowed as e:
+        st.session_state["_flash"] = str(e)
+        return
+    before = run.view(with_snapshots=False)
+    last = lambda v: (v.step, len(v.history["time"]), v.history["time"][-1] if len(v.history["time"]) else 0)  # noqa: E731
+    try:
+        if action == "start":
+            run.start()
+            wait_until(run, lambda v: v.state not in ("created", "stopped", "interrupted", "failed"))
+        elif action == "pause":
+            run.pause()
+            wait_until(run, lambda v: v.state not in ("running", "queued") or not run.alive)
+        elif action == "resume":
+            run.resume()
+            wait_until(run, lambda v: v.state != "paused")
+        elif action == "stop":
+            run.stop()
+            wait_until(run, lambda v: not run.alive, timeout=10.0)   # the worker saves a checkpoint, then exits
+        elif action in ("d", "g", "both"):
+            run.request_step(action)
+            wait_until(run, lambda v: last(v) != last(before) or v.state == "failed", timeout=10.0)
+    except (RuntimeError, ValueError, OSError) as e:
+        st.session_state["_flash"] = f"{action} failed: {e}"
+
+
+def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
+    """Start / Pause / Resume / Stop and single-step buttons for `run` (disabled for others' runs)."""
+    s, alive = view.state, run.alive
+    mine = owners.may_command(run.owner, session.me())
+    done = s in ("finished", "diverged")
+    buttons = [
+        ("Start", "start", ":material/play_arrow:", alive or s not in ("created", "stopped", "interrupted", "failed")),
+        ("Pause", "pause", ":material/pause:", s not in ("running", "queued")),
+        ("Resume", "resume", ":material/resume:", s != "paused"),
+        ("Stop", "stop", ":material/stop:", not alive and s not in ("running", "queued", "paused")),
+        ("Step D", "d", None, done or s == "failed"),
+        ("Step G", "g", None, done or s == "failed"),
+        ("Step both", "both", ":material/skip_next:", done or s == "failed"),
+    ]
+    cols = st.columns(len(buttons))
+    for col, (label, action, icon, disabled) in zip(cols, buttons):
+        col.button(label, key=f"{key}-{action}", icon=icon, disabled=disabled or not mine, on_click=_command,
+                   args=(run.id, action), width="stretch",
+                   help="A step pauses the run first; 'both' is d_steps D updates then one G update."
+                   if action in ("d", "g", "both") else None)
+    if not mine:
+        st.caption("Someone else started this run: you can watch it and branch it (Runs page); its owner or "
+                   "the instructor controls it.")
+    flash = st.session_state.pop("_flash", None)
+    if flash:
+        st.error(flash)
+
+
+def _apply_live(run_id: str, names: tuple[str, ...]) -> None:
+    run = registry().get(run_id)
+    try:
+        owners.check(run.owner, session.me(), "edit")
+    except owners.NotAllowed as e:
+        st.session_state["_live_msg"] = ("error", str(e))
+        return
+    changes = {n: st.session_state[f"live.{run_id}.{n}"] for n in names}
+    changes = {n: v for n, v in changes.items() if v != getattr(run.cfg, n)}
+    try:
+        if changes:
+            run.update_live(**changes)
+        st.session_state["_live_msg"] = ("ok", f"applied {', '.join(changes)}" if changes else "nothing changed")
+    except (ConfigError, ValueError) as e:
+        st.session_state["_live_msg"] = ("error", str(e))
+
+
+def live_settings(run: Run, view: RunView) -> None:
+    """Form for the settings a run accepts while it trains (LIVE_FIELDS); they apply from the next step."""
+    names = tuple(n for n in LIVE_FIELDS if n != "gp_lambda" or view.cfg.loss == "wgan-gp")
+    with st.form(f"live-form-{run.id}", border=False):
+        cols = st.columns(4)
+        for i, name in enumerate(names):
+            with cols[i % 4]:
+                field_widget(name, getattr(view.cfg, name), f"live.{run.id}.{name}")
+        st.form_submit_button("Apply to the running run", on_click=_apply_live, args=(run.id, names),
+                              disabled=not owners.may_command(run.owner, session.me()))
+    kind, msg = st.session_state.pop("_live_msg", (None, None))
+    if kind == "error":
+        st.error(msg)
+    elif kind == "ok":
+        st.caption(f"Live settings: {msg}.")
+
+
+def progress(view: RunView) -> None:
+    """Step, epoch, speed and device of a run, plus a progress bar."""
+    c = st.columns(4)
+    c[0].metric("Step", f"{view.step:,} / {view.cfg.steps:,}")
+    c[1].metric("Epoch", view.epoch)
+    c[2].metric("Images/s" if not view.cfg.is_2d else "Points/s", f"{view.images_per_s:,.0f}")
+    c[3].metric("Device", view.device or "-")
+    st.progress(min(1.0, view.step / max(1, view.cfg.steps)))
+
+
+def quality_panel(view: RunView) -> None:
+    """Latest quality measures and the diagnoses with what to try (ganlab.quality / ganlab.diagnose)."""
+    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d)
+    for d in found:
+        show = st.error if d.severity == "error" else st.warning
+        show(f"**{d.title}** (since step {d.step:,}): {d.message}\n\n**Try:** {d.fix}")
+    if not view.quality:
+        return
+    latest = view.quality[-1]
+    rows = quality_rows(latest)
+    if not rows:
+        return
+    st.markdown(f"**Quality** at step {latest.get('step', 0):,}")
+    st.table({"measure": [r[0] for r in rows], "value": [r[1] for r in rows], "meaning": [r[2] for r in rows]})
