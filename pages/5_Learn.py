@@ -1,6 +1,6 @@
 """Learn: lessons that explain one GAN idea each, with its math, and start the run that shows it.
 
-The lessons (text, preset, what to watch, what to try next) live in ganlab.lessons; this page only lays
+The lessons (text, preset, what to watch, what to try next) live in ganlab.lesson_book; this page only lays
 them out. A lesson's Start button creates its run, selects it for every page and opens the page to watch.
 """
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ganlab.data import dataset_available
-from ganlab.lessons import LESSONS, PAGES
-from ui.classroom import copy_link, fresh_params
+from ganlab.lesson_book import LESSONS
+from ui.classroom import copy_link, fresh_params, page_file
 from ui.common import run_picker, setup, start_run
 
 reg = setup()
@@ -52,4 +52,4 @@ for i, lesson in enumerate(LESSONS):
             except (OSError, ValueError) as e:   # an unwritable runs directory, a bad config
                 st.error(f"Could not start the run: {e}")
             else:
-                st.switch_page(PAGES[lesson.page])
+                st.switch_page(page_file(lesson.page))

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import streamlit as st
 
 from ganlab import broadcast, classview, export
-from ganlab.lessons import LESSONS
+from ganlab.lesson_book import LESSONS
 from ganlab.store import default_runs_dir
 from ui import session
 from ui.classroom import page_file

@@ -12,7 +12,9 @@ import torch
 
 from ganlab import cli, losses
 from ganlab.config import PRESETS, TrainConfig
-from ganlab.lessons import GNN_NOTE, LESSONS, PAGES, TUTORIAL_BUGS, check_lesson, get_lesson, run_check
+from ganlab.lesson_book import GNN_NOTE, LESSONS, TUTORIAL_BUGS, get_lesson
+from ganlab.lessons import CHECKS, check_lesson, run_check
+from ui.classroom import page_file
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = {   # topic -> (lesson id, preset)
@@ -35,7 +37,8 @@ def test_every_required_topic_has_a_lesson_with_its_preset():
 def test_lesson_is_complete_and_its_config_validates(lesson):
     assert lesson.preset in PRESETS
     assert isinstance(lesson.config(), TrainConfig)          # preset + changes validate
-    assert (REPO / PAGES[lesson.page]).is_file()
+    assert page_file(lesson.page) is not None and (REPO / page_file(lesson.page)).is_file()
+    assert lesson.check is None or lesson.check.kind in CHECKS
     assert lesson.title and lesson.watch and lesson.try_next
     assert lesson.explanation.count("$$") % 2 == 0           # display math is balanced
     if lesson.check is not None:

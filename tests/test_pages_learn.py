@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import PRESETS
-from ganlab.lessons import LESSONS, get_lesson
-from ganlab.runs import get_registry
+from ganlab.lesson_book import LESSONS, get_lesson
+from ganlab.registry import get_registry
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
