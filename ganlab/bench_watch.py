@@ -27,8 +27,9 @@ The server runs from the repository root, so .streamlit/config.toml applies; `--
 pages_showing_N counts the pages that drew the run within the plan's open timeout; the others are measured too
 (a stalled server is a result, not an error). other_cpu_N is the rest of the machine: on a shared machine, read
 the fractions next to it. Progress goes to stderr; with --json the last stdout line is one JSON object.
-Helpers (`start_server`, `open_pages`, `HistoryTail`, `measure_window`...) are shared with
-tests/test_browser_watch.py.
+This module holds the plan, the measurements and the report; the server and the pages are in
+ganlab.watch_pages, one timed window (training rate, CPU from /proc, refresh counts) in ganlab.watch_meter;
+tests/test_browser_watch.py uses those two.
 """
 from __future__ import annotations
 
@@ -37,81 +38,18 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"   # the Debian package; never `playwright install`
-# As tests/conftest.py launches it.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1400, "height": 900}
-CONNECTED = '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
-EXCEPTION = '[data-testid="stException"]'
-# What a page shows once it draws the run: Train's metrics (Step, Epoch, ...), Discriminator's histogram.
-PAGES = (("Train", '[data-testid="stMetricValue"]'), ("Discriminator", ".st-key-disc-hist canvas"))
-ENDLESS = 10_000_000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-SLICE_S = 2.0             # server_ms_per_refresh is a p50 over slices of this length
-FLUSH_WAIT_S = 0.8        # the worker flushes history rows every 0.5 s
+from .watch_meter import HistoryTail, Window, measure_window, percentile, wait_training, worker_pid
+from .watch_pages import CHROMIUM, CHROMIUM_ARGS, Server, WatchPage, close_pages, open_pages, page_state, start_server
 
-# Counts, inside the page, the ForwardMsgs with a script_finished field (top-level field 6, a varint):
-# 0 = a full run finished, 3 = a fragment run finished (1 compile error, 2 interrupted: not refreshes).
-# Also counts bursts of frames after >= 300 ms of silence, as a cross-check that needs no protocol knowledge.
-COUNTER_JS = """
-(() => {
-  if (window.__ganlabWatch) return;
-  const stats = {finished: [], bursts: [], frames: 0, bytes: 0, last: 0};
-  window.__ganlabWatch = stats;
-  const finishedStatus = (buf) => {
-    const b = new Uint8Array(buf);
-    let i = 0;
-    const varint = () => {
-      let r = 0, s = 1, x;
-      do { x = b[i++]; r += (x & 0x7f) * s; s *= 128; } while ((x & 0x80) && i < b.length);
-      return r;
-    };
-    while (i < b.length) {
-      const tag = varint(), fieldNo = Math.floor(tag / 8), wire = tag % 8;
-      if (wire === 0) { const v = varint(); if (fieldNo === 6) return v; }
-      else if (wire === 2) { const n = varint(); i += n; }   // not `i += varint()`: that reads i first
-      else if (wire === 1) { i += 8; }
-      else if (wire === 5) { i += 4; }
-      else { return -1; }
-    }
-    return -1;
-  };
-  const Base = window.WebSocket;
-  class CountingWebSocket extends Base {
-    constructor(...args) {
-      super(...args);
-      this.addEventListener("message", (e) => {
-        const now = Date.now();
-        if (now - stats.last >= 300) stats.bursts.push(now);
-        stats.last = now;
-        stats.frames += 1;
-        if (e.data instanceof ArrayBuffer) {
-          stats.bytes += e.data.byteLength;
-          const v = finishedStatus(e.data);
-          if (v === 0 || v === 3) stats.finished.push(now);
-        }
-      });
-    }
-  }
-  window.WebSocket = CountingWebSocket;
-})();
-"""
-READ_JS = "() => { const s = window.__ganlabWatch; return s ? {finished: s.finished, bursts: s.bursts, " \
-          "frames: s.frames, bytes: s.bytes} : null; }"
+ENDLESS = 10_000_000
 
 
 def _log(msg: str) -> None:
@@ -132,354 +70,10 @@ QUICK = Plan(8.0, 2.0, (2, 4, 8), 4, 10, 45.0)
 FULL = Plan(20.0, 3.0, (2, 4, 8), 4, 20, 120.0)
 
 
-# --- the server ----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def healthy(base_url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never through an http_proxy
-    try:
-        with opener.open(f"{base_url}/_stcore/health", timeout=2) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM the server's process group (it runs in a session of its own), SIGKILL if it lingers."""
-        for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            if self.proc.poll() is not None:
-                return
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def start_server(runs_dir: Path, log_path: Path, app: Path = REPO_ROOT / "app.py", timeout: float = 60.0,
-                 extra_args: Iterable[str] = ()) -> Server:
-    """`streamlit run app.py` headless on a free loopback port, showing `runs_dir`; returns once healthy.
-    Run from the repository root, so .streamlit/config.toml applies; `extra_args` are more `--section.option=v`."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GANLAB_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true", f"--server.port={port}",
-           "--server.address=127.0.0.1", "--server.fileWatcherType=none", "--browser.gatherUsageStats=false",
-           *extra_args]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    server = Server(proc, base_url, log_path)
-    deadline = time.monotonic() + timeout
-    while not healthy(base_url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            code = proc.poll()
-            server.stop()
-            why = f"exited with code {code}" if code is not None else f"not healthy in {timeout:.0f} s"
-            raise RuntimeError(f"streamlit {why}; log:\n{server.log_tail()}")
-        time.sleep(0.2)
-    return server
-
-
-# --- CPU accounting from /proc ---------------------------------------------------------------------------------
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, utime + stime ticks) of `pid`, None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2:].split()   # the command name may hold spaces and parentheses
-    return int(rest[1]), int(rest[11]) + int(rest[12])
-
-
-def cpu_ticks(pid: int) -> int:
-    st = _stat(pid)
-    return st[1] if st else 0
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def descendants(root: int) -> dict[int, int]:
-    """{pid: cpu ticks} of every process below `root` (one scan of /proc)."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st:
-                parent[int(name)], ticks[int(name)] = st
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = {}, list(children.get(root, ()))
-    while todo:
-        pid = todo.pop()
-        out[pid] = ticks[pid]
-        todo.extend(children.get(pid, ()))
-    return out
-
-
-def chromium_ticks(root: int | None = None) -> dict[int, int]:
-    """{pid: cpu ticks} of the Chromium processes below `root` (default this process: the playwright driver
-    that launched the browser is our child), never another user's or another test session's browser."""
-    return {pid: t for pid, t in descendants(os.getpid() if root is None else root).items()
-            if "chromium" in _cmdline(pid)}
-
-
-def machine_busy_ticks() -> int:
-    """Busy ticks of the whole machine, all cores (/proc/stat: everything but idle and iowait)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    return sum(v) - v[3] - v[4]
-
-
-def _delta(before: dict[int, int], after: dict[int, int]) -> int:
-    """Ticks spent between two samples by the processes alive at the second (new ones count from zero)."""
-    return sum(t - before.get(pid, 0) for pid, t in after.items())
-
-
-# --- training rate from history.jsonl -----------------------------------------------------------------------
-class HistoryTail:
-    """The run's history rows (time, step, lr_g), read incrementally from history.jsonl."""
-
-    def __init__(self, run: Any):
-        self.store = run.store
-        self.offset = 0
-        self.rows: list[tuple[float, int, float]] = []
-
-    def poll(self) -> list[tuple[float, int, float]]:
-        new, self.offset = self.store.tail_rows("history", self.offset)
-        out = []
-        for r in new:
-            t, s, lr = r.get("time"), r.get("step"), r.get("lr_g")
-            if isinstance(t, (int, float)) and isinstance(s, int) and not isinstance(s, bool):
-                out.append((float(t), s, float(lr) if isinstance(lr, (int, float)) else math.nan))
-        self.rows.extend(out)
-        return out
-
-    def rate(self, t0: float, t1: float) -> float:
-        """Steps per second from the rows recorded inside [t0, t1] only (nan with fewer than two)."""
-        inside = [(t, s) for t, s, _ in self.rows if t0 <= t <= t1]
-        if len(inside) < 2 or inside[-1][0] <= inside[0][0] or inside[-1][1] < inside[0][1]:
-            return math.nan
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
-
-
-def wait_training(run: Any, tail: HistoryTail, timeout: float = 120.0, rows: int = 3) -> None:
-    """Until the run's worker has flushed a few history rows (torch imported, first steps done)."""
-    deadline = time.monotonic() + timeout
-    start = len(tail.rows)
-    while len(tail.rows) - start < rows:
-        tail.poll()
-        if not run.alive:
-            raise RuntimeError(f"run {run.name} ended before training: {run.state}: {run.message}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run.name} wrote no history rows in {timeout:.0f} s ({run.state})")
-        time.sleep(0.1)
-
-
-def worker_pid(run: Any) -> int | None:
-    pid = run.store.read_status().get("pid")
-    return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
-
-
-# --- browser pages ---------------------------------------------------------------------------------------------
-@dataclass
-class WatchPage:
-    context: Any
-    page: Any
-    name: str                      # "Train" or "Discriminator"
-    errors: list[str] = field(default_factory=list)
-    showing: bool = True           # False: it did not draw the run in time (open_pages(require=False))
-
-    def counters(self) -> dict[str, Any]:
-        try:
-            return self.page.evaluate(READ_JS) or {}
-        except Exception as e:  # noqa: BLE001 - a crashed page reads as no refreshes, with the reason kept
-            self.errors.append(f"counter read failed: {e}")
-            return {}
-
-
-def open_pages(browser: Any, base_url: str, run_id: str, n: int, timeout_ms: float = 120_000,
-               require: bool = True) -> list[WatchPage]:
-    """`n` pages on the run, alternating Train and Discriminator, each in its own context (its own Streamlit
-    session); returns once every page is connected and draws the run, all within `timeout_ms`. Raises with the
-    app's exception text, or (with `require`) the state of a page that was not drawn in time; without `require`
-    a late page is only marked (`WatchPage.showing` False), so a benchmark can measure a server that stalls."""
-    pages: list[WatchPage] = []
-    try:
-        for i in range(n):
-            name, _ = PAGES[i % len(PAGES)]
-            context = browser.new_context(viewport=VIEWPORT)
-            context.add_init_script(COUNTER_JS)
-            page = context.new_page()
-            page.set_default_timeout(timeout_ms)
-            wp = WatchPage(context, page, name)
-            page.on("pageerror", lambda exc, wp=wp: wp.errors.append(f"pageerror: {exc}"))
-            pages.append(wp)
-            page.goto(f"{base_url}/{name}?run={run_id}", wait_until="commit")
-        deadline = time.monotonic() + timeout_ms / 1000
-        for wp in pages:
-            left_ms = max(2000.0, (deadline - time.monotonic()) * 1000)   # past the deadline: a last look
-            try:
-                wait_showing(wp, left_ms)
-            except TimeoutError:
-                if require:
-                    raise
-                wp.showing = False
-    except BaseException:
-        close_pages(pages)
-        raise
-    return pages
-
-
-def wait_showing(wp: WatchPage, timeout_ms: float = 120_000) -> None:
-    """Until the page is connected and shows the run's live content (or fail with the exception it shows)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-    selector = dict(PAGES)[wp.name]
-    page = wp.page
-    try:
-        page.wait_for_selector(CONNECTED, timeout=timeout_ms)
-        page.wait_for_selector(f"{selector}, {EXCEPTION}", state="visible", timeout=timeout_ms)
-    except PlaywrightTimeoutError:
-        raise TimeoutError(f"{wp.name} page did not show {selector!r} in {timeout_ms / 1000:.0f} s; "
-                           f"{page_state(wp)}") from None
-    boxes = page.locator(EXCEPTION)
-    if boxes.count():
-        raise RuntimeError(f"{wp.name} page shows an exception:\n{boxes.first.inner_text()[:3000]}")
-
-
-def page_state(wp: WatchPage) -> str:
-    """What a page is doing, for error messages: connection and script state, refreshes, the start of its text."""
-    try:
-        info = wp.page.evaluate("""() => { const a = document.querySelector('[data-testid="stApp"]');
-            const m = document.querySelector('[data-testid="stMain"]') || document.body;
-            return {connection: a && a.getAttribute('data-test-connection-state'),
-                    script: a && a.getAttribute('data-test-script-state'),
-                    text: (m.innerText || '').slice(0, 600)}; }""")
-    except Exception as e:  # noqa: BLE001
-        return f"(page state unreadable: {e})"
-    c = wp.counters()
-    return (f"url {wp.page.url}, connection {info['connection']}, script {info['script']}, "
-            f"{len(c.get('finished', ()))} runs finished, {c.get('frames', 0)} frames, errors {wp.errors[:3]}; "
-            f"text: {info['text']!r}")
-
-
-def close_pages(pages: Iterable[WatchPage]) -> None:
-    for wp in pages:
-        try:
-            wp.context.close()
-        except Exception:  # noqa: BLE001 - the browser may be gone already
-            pass
-
-
-# --- one window --------------------------------------------------------------------------------------------------
-@dataclass
-class Window:
-    n: int                         # pages open
-    t0: float
-    t1: float
-    rate: float                    # steps/s
-    server_cpu: float              # fraction of one core
-    chromium_cpu: float
-    worker_cpu: float
-    other_cpu: float               # the rest of the machine (other tests, this process, the driver)
-    refreshes: list[list[float]]   # per page: refresh times (unix s) inside the window
-    bursts: int                    # frame bursts inside the window, all pages (cross-check of refreshes)
-    server_slices: list[tuple[float, float, int]]   # (slice start, slice end, server ticks)
-    showing: int = 0               # pages that drew the run before the window
-
-    @property
-    def refresh_count(self) -> int:
-        return sum(len(r) for r in self.refreshes)
-
-    def intervals(self) -> list[float]:
-        return [b - a for r in self.refreshes for a, b in zip(r, r[1:])]
-
-    def ms_per_refresh_slices(self) -> list[float]:
-        out = []
-        for a, b, ticks in self.server_slices:
-            n = sum(1 for r in self.refreshes for t in r if a <= t < b)
-            if n:
-                out.append(1000.0 * ticks / CLK_TCK / n)
-        return out
-
-
-def measure_window(tail: HistoryTail, seconds: float, pages: list[WatchPage] = (), server_pid: int | None = None,
-                   worker: int | None = None) -> Window:
-    """Train for `seconds` with `pages` open; the rate from the history rows inside the window only."""
-    chrome0 = chromium_ticks()
-    busy0 = machine_busy_ticks()
-    worker0 = cpu_ticks(worker) if worker else 0
-    server_at = [(time.time(), cpu_ticks(server_pid) if server_pid else 0)]
-    t0 = server_at[0][0]
-    while time.time() < t0 + seconds:
-        time.sleep(max(0.0, min(SLICE_S, t0 + seconds - time.time())))
-        server_at.append((time.time(), cpu_ticks(server_pid) if server_pid else 0))
-    t1 = server_at[-1][0]
-    chrome1 = chromium_ticks()
-    busy1 = machine_busy_ticks()
-    worker1 = cpu_ticks(worker) if worker else 0
-    span = t1 - t0
-    refreshes, bursts = [], 0
-    for wp in pages:
-        c = wp.counters()
-        refreshes.append([ms / 1000 for ms in c.get("finished", ()) if t0 <= ms / 1000 <= t1])
-        bursts += sum(1 for ms in c.get("bursts", ()) if t0 <= ms / 1000 <= t1)
-    time.sleep(FLUSH_WAIT_S)   # the rows of the window's last half second reach the disk
-    tail.poll()
-    slices = [(a[0], b[0], b[1] - a[1]) for a, b in zip(server_at, server_at[1:]) if b[0] - a[0] > SLICE_S / 2]
-    server = (server_at[-1][1] - server_at[0][1]) / CLK_TCK / span
-    chrome = _delta(chrome0, chrome1) / CLK_TCK / span
-    work = (worker1 - worker0) / CLK_TCK / span
-    other = max(0.0, (busy1 - busy0) / CLK_TCK / span - server - chrome - work)
-    return Window(len(pages), t0, t1, tail.rate(t0, t1), server, chrome, work, other, refreshes, bursts, slices)
-
-
 def _describe(w: Window) -> str:
     return (f"{w.n} pages: {w.rate:,.0f} steps/s, server {w.server_cpu:.2f}, chromium {w.chromium_cpu:.2f}, "
             f"worker {w.worker_cpu:.2f}, rest of the machine {w.other_cpu:.2f} cores; {w.refresh_count} refreshes "
             f"({w.bursts} frame bursts)")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated q-th percentile (0..100); nan for no values."""
-    if not values:
-        return math.nan
-    v = sorted(values)
-    k = (len(v) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def _round(x: float, nd: int = 3) -> float | None:
@@ -648,7 +242,7 @@ def measure(quick: bool = True, server_args: Iterable[str] = ()) -> dict[str, An
     """Run every measurement (see the module docstring); about 3-4 minutes quick on 2 cores. `server_args`
     go to `streamlit run` (e.g. ["--runner.postScriptGC=false"] to compare a server setting)."""
     from .config import get_preset
-    from .runs import RunRegistry
+    from .registry import RunRegistry
 
     plan = QUICK if quick else FULL
     started = time.monotonic()

@@ -112,7 +112,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs import RunRegistry
+    from .registry import RunRegistry
     reg = RunRegistry(args.runs_dir, executor="thread")
     rows = []
     for run in reg.list():
@@ -157,7 +157,7 @@ def _train_source(args, reg) -> tuple[TrainConfig, dict | None, Any, dict | None
 
 def cmd_train(args) -> int:
     from .quality import default_quality_fn, wait_idle
-    from .runs import RunRegistry
+    from .registry import RunRegistry
     from .states import RunState
     runs_dir = args.runs_dir or (str(Path(args.resume).parent) if args.resume else None)
     # The CLI is its own process: its worker runs in a thread here (the app starts worker processes).

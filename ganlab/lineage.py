@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .config import LIVE_FIELDS, ConfigError, TrainConfig
-from .runs import BRANCH_FIELDS, RESUMABLE, Run, RunRegistry  # noqa: F401 - RESUMABLE re-exported
+from .registry import RunRegistry
+from .runs import Run
+from .states import BRANCH, RESUMABLE  # noqa: F401 - RESUMABLE re-exported (pages/7_Runs.py)
 from .store import StoreError, load_checkpoint
 
 FULL_STATE_KEYS = ("opt_g", "opt_d", "step", "d_updates", "rng", "fixed_z")
 # The branch form: the loss first (the setting classes branch on most), then live settings and the length.
 BRANCH_FORM_FIELDS = ("loss", *LIVE_FIELDS, "steps")
-assert set(BRANCH_FORM_FIELDS) <= set(BRANCH_FIELDS)
+assert set(BRANCH_FORM_FIELDS) <= set(BRANCH)
 
 
 def parent_text(parent: dict | None) -> str:

@@ -1,4 +1,4 @@
-"""Runs as the web tier and the CLI see them: a view of a run directory, and commands for its worker.
+"""One run as the web tier and the CLI see it: a cached view of its directory, and commands for its worker.
 
 The web tier holds no training state. A run trains in a worker (ganlab.worker) that an executor starts
 (ganlab.executor: a process by default, a Ray actor, or a thread for the CLI); the worker writes the run
@@ -8,50 +8,35 @@ interpreter with page reruns.
 
 `Run.view()` returns plain CPU data for drawing, refreshed from disk at most every SYNC_S and read
 incrementally (only rows and snapshots new since the last look). `Run.generate()` runs the latent explorer
-on G's weights from generator.pt, reloaded only when the worker has published a newer copy.
+on G's weights from generator.pt (ganlab.weights), reloaded only when the worker has published a newer copy.
+The runs of a whole runs directory (create, branch, list, delete, the quota) are ganlab.registry's.
 """
 from __future__ import annotations
 
 import atexit
-import os
-import shutil
-import signal
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from . import control
 from .config import TrainConfig
 from .executor import get_executor, shutdown_all
 from .snapshots import HISTORY_KEYS, Snapshot
-from .states import ACTIVE, BRANCH, FINAL, LIVE, RESUMABLE, RunState  # noqa: F401 - re-exported
-from .store import (
-    RunStore,
-    StoreError,
-    budget_bytes,
-    clean_name,
-    default_runs_dir,
-    dir_size,
-    file_size,
-    load_checkpoint,
-    safe_run_dir,
-    sweep_temp,
-)
+from .states import ACTIVE, LIVE, RunState
+from .store import RunStore, StoreError, file_size
+from .weights import LatentGenerator
 
-BRANCH_FIELDS = BRANCH
 MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (the file keeps all)
 MAX_SNAPSHOTS = 120        # snapshots kept in memory; older ones thinned 2:1 (disk keeps them)
 SYNC_S = 0.1               # a run re-reads its directory at most this often, however many pages look
 LAUNCH_GRACE_S = 30.0      # a worker launched this recently may not hold its lock yet
 HOST = socket.gethostname()
-RUNS_QUOTA_MB = 20_000     # the whole runs directory (GANLAB_RUNS_QUOTA_MB); new runs are refused past it
 
 INTERRUPTED = "the process training this run ended; Resume continues from the last checkpoint"
 
@@ -82,6 +67,12 @@ class RunView:
         return RunState.parse(self.state, RunState.INTERRUPTED).training
 
 
+class RunHolder(Protocol):
+    """What a Run asks of the registry that holds it (ganlab.registry.RunRegistry)."""
+    executor: Any
+    max_active: int
+
+
 def _int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -89,7 +80,7 @@ def _int(value: Any, default: int = 0) -> int:
 class Run:
     """One run directory, followed from disk; commands go to its worker."""
 
-    def __init__(self, store: RunStore, cfg: TrainConfig, registry: "RunRegistry | None" = None):
+    def __init__(self, store: RunStore, cfg: TrainConfig, registry: RunHolder | None = None):
         self.store = store
         self.id = store.run_id
         self.cfg = cfg
@@ -108,12 +99,11 @@ class Run:
         self._snap_mtime = -1
         self._cfg_mtime = -1
         self._columns: tuple | None = None     # history as arrays, see _history_arrays
-        self._g: tuple[int, torch.nn.Module] | None = None   # (generator.pt mtime_ns, G)
-        self._g_lock = threading.Lock()
+        self._latent = LatentGenerator(store)
         self._apply_status(store.read_status())
 
     @classmethod
-    def open(cls, path: Path, registry: "RunRegistry | None" = None) -> "Run":
+    def open(cls, path: Path, registry: RunHolder | None = None) -> "Run":
         store = RunStore(path)
         run = cls(store, store.read_config(), registry)
         run._sync(force=True)   # status and config only: the history is read when a page draws the run
@@ -427,51 +417,13 @@ class Run:
 
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """G(z) from the newest weights the worker published (eval mode; never the trainer's live tensors)."""
-        with self._g_lock:
-            g = self._generator()
-            zt = torch.as_tensor(np.asarray(z, dtype=np.float32))
-            yt = torch.as_tensor(np.asarray(y, dtype=np.int64)) if y is not None else None
-            with torch.no_grad():
-                return g(zt, yt).float().numpy()
+        return self._latent.generate(z, y, self._newest_snapshot)
 
-    def _generator(self) -> torch.nn.Module:
-        from .models import build_models
-        path = self.store.generator_path()
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
-            mtime = None
-        if self._g is not None and (mtime is None or self._g[0] == mtime):
-            return self._g[1]
-        weights = None
-        if mtime is not None:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                weights, classes = state["G"], int(state.get("classes", 0))
-            except Exception:  # noqa: BLE001 - a damaged generator.pt: fall back to the newest checkpoint
-                weights = None
-        if weights is None:   # a run directory from before generator.pt, or a damaged one
-            ckpt = self.store.checkpoint_path()
-            if ckpt is None:
-                raise RuntimeError("this run has no generator weights yet: start it first")
-            try:
-                state = load_checkpoint(ckpt)
-            except StoreError as e:
-                raise RuntimeError(f"this run's generator weights are unreadable: {e}") from None
-            weights, classes = state["G"], _label_count(state)
+    def _newest_snapshot(self) -> tuple[TrainConfig, Snapshot | None]:
+        """The config and the newest snapshot, read from disk now (G is built for the snapshot's sample shape)."""
         self._sync(force=True, full=True)
         with self._lock:
-            snap = self._snapshots[-1] if self._snapshots else None
-        if snap is None:
-            raise RuntimeError("this run has no snapshot yet")
-        g, _ = build_models(self.cfg, tuple(snap.fake.shape[1:]), classes)
-        try:
-            g.load_state_dict(weights)
-        except (RuntimeError, TypeError, AttributeError) as e:
-            raise RuntimeError(f"this run's generator weights do not fit its config: {str(e)[:160]}") from None
-        g.eval()
-        self._g = (mtime or 0, g)
-        return g
+            return self.cfg, (self._snapshots[-1] if self._snapshots else None)
 
 
 def _snapshot_fits(snap: Snapshot, is_2d: bool) -> bool:
@@ -486,190 +438,8 @@ _EMPTY = np.zeros(0)
 _EMPTY.flags.writeable = False
 
 
-def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-    return text if isinstance(e, StoreError) else f"{type(e).__name__}: {text}"
-
-
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
-
-
-def _label_count(state: dict) -> int:
-    emb = state["G"].get("embed.weight")
-    return int(emb.shape[0]) if emb is not None else 0
-
-
-def _check_weights_fit(run: Run, cfg: TrainConfig, state: dict, changes: dict) -> None:
-    """Raise ValueError (naming the changed fields) when `cfg` builds networks `state`'s weights do not fit."""
-    from .models import build_models
-    steps = run.store.snapshot_steps()
-    if not steps:
-        return   # no sample shape to build with; the new run's worker reports a mismatch itself
-    snap = run.store.load_snapshot(steps[-1])
-    g, d = build_models(cfg, tuple(snap.fake.shape[1:]), _label_count(state))
-    try:
-        g.load_state_dict(state["G"])
-        d.load_state_dict(state["D"])
-    except RuntimeError:
-        names = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
-        raise ValueError(f"{names} changes the networks' layers ({cfg.model} D drops batch norm for "
-                         "WGAN-GP), so this checkpoint's weights do not fit: start a new run instead") from None
-
-
-class RunRegistry:
-    """The runs of one runs directory as this process sees them: thread-safe, shared by all sessions.
-
-    Only a cache: the run directories are the truth, and workers (of `executor`, default process) train.
-    At most `max_active` runs of the directory train at once across every process (ganlab.control's
-    slots); later starts wait in state "queued" with a message, and begin when a slot frees.
-    """
-
-    def __init__(self, runs_dir: Path | str | None = None, max_active: int | None = None,
-                 quality_fn: Any = "default", executor: str | None = None):
-        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.max_active = max_active or control.max_active()
-        if executor == "thread" and quality_fn != "default":
-            from .executor import ThreadExecutor
-            self.executor = ThreadExecutor(quality_fn)
-        else:
-            self.executor = get_executor(executor)
-        self._runs: dict[str, Run] = {}
-        self._lock = threading.RLock()
-        self.unreadable: dict[str, str] = {}   # run id -> why it cannot be read (filled by list())
-        self._size = (-1e9, 0)                  # (when, bytes) of the last walk of the runs directory
-        sweep_temp(self.runs_dir)               # temp files of writes a kill interrupted
-
-    def check_quota(self) -> None:
-        """StoreError when the runs directory has used its quota (GANLAB_RUNS_QUOTA_MB, default 20 GB)."""
-        quota = budget_bytes("GANLAB_RUNS_QUOTA_MB", RUNS_QUOTA_MB)
-        now = time.monotonic()
-        if now - self._size[0] > 10.0:   # walking thousands of files: at most every 10 s
-            self._size = (now, dir_size(self.runs_dir))
-        if self._size[1] >= quota:
-            raise StoreError(f"the runs folder is full ({self._size[1] / 2**20:,.0f} MB of its "
-                             f"{quota / 2**20:,.0f} MB quota): delete old runs on the Runs page first")
-
-    def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
-               init_state: dict | None = None, start: bool = True, paused: bool = False,
-               owner: str | None = None) -> Run:
-        """A new run directory (owned by `owner`, an owners.owner_id; None: the instructor's), started unless
-        `start` is False."""
-        self.check_quota()
-        store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent, owner)
-        if init_state is not None:
-            store.save_init(init_state)
-        run = Run(store, cfg, self)
-        with self._lock:
-            self._runs[run.id] = run
-        if start:
-            run.start(paused=paused)
-        return run
-
-    def get(self, run_id: str) -> Run:
-        with self._lock:
-            if run_id in self._runs:
-                return self._runs[run_id]
-            path = safe_run_dir(self.runs_dir, run_id)
-            if not (path / "config.json").is_file():
-                raise KeyError(f"no run {run_id!r} in {self.runs_dir}")
-            run = Run.open(path, self)
-            self._runs[run_id] = run
-            return run
-
-    def list(self) -> list[Run]:
-        """All runs in the runs directory (newest first), including ones other processes created."""
-        ids = []
-        try:
-            ids = [p.name for p in self.runs_dir.iterdir()
-                   if not p.name.startswith(".") and (p / "config.json").is_file()]   # .uploads, .trash-*
-        except OSError:
-            pass
-        runs, broken = [], {}
-        for run_id in ids:
-            try:
-                runs.append(self.get(run_id))
-            except Exception as e:  # noqa: BLE001 - a broken directory is listed as unreadable, never fatal
-                broken[run_id] = _reason(e)
-        self.unreadable = broken
-        with self._lock:
-            for run_id in [r for r in self._runs if r not in ids]:
-                self._runs.pop(run_id)   # deleted from disk by someone else
-        return sorted(runs, key=lambda r: r.created, reverse=True)
-
-    def branch(self, run: Run, step: int | None = None, name: str | None = None, owner: str | None = None,
-               **changes: Any) -> Run:
-        """A new run that continues `run` from its checkpoint at (or before) `step`, with `changes`.
-
-        Live fields, `steps` and `loss` may change. A loss keeps the same networks except where the
-        architecture depends on it (WGAN-GP drops batch norm in DCGAN's D): such a branch raises
-        ValueError before any run is created."""
-        path = run.store.checkpoint_path(step)
-        if path is None:
-            raise StoreError(f"run {run.name!r} has no checkpoint to branch from")
-        state = load_checkpoint(path)
-        parent_cfg = TrainConfig.from_dict(state["config"])
-        fixed = {k for k in changes if k not in BRANCH}
-        if fixed:
-            raise ValueError(f"{sorted(fixed)[0]} cannot change in a branch (it changes the networks)")
-        cfg = parent_cfg.replace(**changes)
-        if cfg != parent_cfg:
-            _check_weights_fit(run, cfg, state, changes)
-        parent = {"run": run.id, "name": run.name, "step": int(state["step"])}
-        return self.create(cfg, name or f"{run.name} @{state['step']}", parent=parent, init_state=state,
-                           owner=owner)
-
-    def rename(self, run_id: str, name: str) -> None:
-        run = self.get(run_id)
-        name = clean_name(name)
-        run._apply_status(run.store.update_status(name=name))
-
-    def delete(self, run_id: str) -> None:
-        if run_id in self.unreadable:   # a damaged directory: nothing trains it, remove what is there
-            shutil.rmtree(safe_run_dir(self.runs_dir, run_id), ignore_errors=True)
-            self.unreadable.pop(run_id, None)
-            return
-        run = self.get(run_id)
-        run.stop(wait=10)
-        pid = run._status.get("pid")
-        if run.alive and run._status.get("host") == HOST and isinstance(pid, int) and pid != os.getpid():
-            try:
-                os.kill(pid, signal.SIGKILL)   # a worker that did not stop in 10 s
-            except OSError:
-                pass
-            run.join(5)
-        with self._lock:
-            self._runs.pop(run_id, None)
-        run.store.delete()
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop every run of this registry that a worker is training, and wait for them."""
-        with self._lock:
-            runs = list(self._runs.values())
-        alive = [r for r in runs if r.alive]
-        for run in alive:
-            try:
-                run.stop()
-            except (OSError, StoreError):
-                pass
-        deadline = time.monotonic() + timeout
-        for run in alive:
-            run.join(max(0.1, deadline - time.monotonic()))
-
-
-_REGISTRIES: dict[str, RunRegistry] = {}
-_REG_LOCK = threading.Lock()
-
-
-def get_registry(runs_dir: Path | str | None = None) -> RunRegistry:
-    """The process-wide registry for `runs_dir` (default: $GANLAB_RUNS_DIR or ./runs)."""
-    path = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    key = str(path.expanduser().resolve())
-    with _REG_LOCK:
-        if key not in _REGISTRIES:
-            _REGISTRIES[key] = RunRegistry(path)
-        return _REGISTRIES[key]
 
 
 @atexit.register

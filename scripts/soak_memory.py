@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ganlab import charts, viz  # noqa: E402
 from ganlab.config import get_preset  # noqa: E402
-from ganlab.runs import MAX_HISTORY, MAX_SNAPSHOTS, Run, get_registry  # noqa: E402
+from ganlab.registry import get_registry  # noqa: E402
+from ganlab.runs import MAX_HISTORY, MAX_SNAPSHOTS, Run  # noqa: E402
 
 SAMPLE_S = 10.0
 WARM_S = 60.0

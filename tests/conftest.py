@@ -273,7 +273,7 @@ def clean_cache() -> Iterator[None]:
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_cache: None):
     """A fresh run registry on an empty runs directory, which the pages find through GANLAB_RUNS_DIR."""
     from ganlab.quality import wait_idle
-    from ganlab.runs import get_registry
+    from ganlab.registry import get_registry
 
     runs = tmp_path / "runs"
     monkeypatch.setenv("GANLAB_RUNS_DIR", str(runs))

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from browser_util import SCREENSHOT_DIR, assert_no_exception, screenshot, wait_connected
 from ganlab import broadcast
 from ganlab.config import get_preset
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 
 pytestmark = pytest.mark.browser
 

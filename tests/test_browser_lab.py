@@ -14,7 +14,7 @@ import pytest
 
 from browser_util import assert_no_exception, screenshot, wait_connected, wait_script_finished
 from ganlab.config import get_preset
-from ganlab.runs import get_registry
+from ganlab.registry import get_registry
 
 pytestmark = pytest.mark.browser
 LIVE_TIMEOUT_S = 90.0   # a shared 2-core CI box can be slow to take the first training steps

@@ -18,7 +18,7 @@ import pytest
 from browser_util import assert_no_exception, wait_connected
 from ganlab.bench_watch import ENDLESS
 from ganlab.config import get_preset
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 
 pytestmark = pytest.mark.browser
 PAGES = ["", "Train", "Samples", "Latent", "Discriminator", "Learn", "Compare", "Runs"]

@@ -12,7 +12,7 @@ import pytest
 
 from browser_util import assert_no_exception, screenshot, wait_connected, wait_script_finished
 from ganlab.config import get_preset
-from ganlab.runs import get_registry
+from ganlab.registry import get_registry
 
 pytestmark = pytest.mark.browser
 SMALL = dict(steps=300, batch_size=128, g_layers=(32, 32), d_layers=(32, 32), stats_every=10,

@@ -10,7 +10,7 @@ import pytest
 
 from browser_util import assert_no_exception, wait_connected
 from ganlab.config import get_preset
-from ganlab.runs import get_registry
+from ganlab.registry import get_registry
 
 pytestmark = pytest.mark.browser
 SMALL = dict(batch_size=64, g_layers=(16, 16), d_layers=(16, 16), stats_every=10, snapshot_every=100,

@@ -1,7 +1,7 @@
 """A class watching a run must not stall it: a ring8 run training in its worker process keeps at least half its
 speed while 4 real Chromium pages (2 Train, 2 Discriminator) refresh on it once a second.
 
-The rate is read from the run's history.jsonl rows (step, time) inside each window, as ganlab/bench_watch.py
+The rate is read from the run's history.jsonl rows (step, time) inside each window, as ganlab/watch_meter.py
 measures it (`python -m ganlab.bench_watch` gives the 2/4/8-page fractions and CPU shares).
 """
 from __future__ import annotations
@@ -11,17 +11,11 @@ from pathlib import Path
 import pytest
 
 from browser_util import assert_no_exception
-from ganlab.bench_watch import (
-    ENDLESS,
-    HistoryTail,
-    close_pages,
-    measure_window,
-    open_pages,
-    wait_training,
-    worker_pid,
-)
+from ganlab.bench_watch import ENDLESS
 from ganlab.config import get_preset
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
+from ganlab.watch_meter import HistoryTail, measure_window, wait_training, worker_pid
+from ganlab.watch_pages import close_pages, open_pages
 
 pytestmark = pytest.mark.browser   # uses chromium_browser, not browser_page, so conftest would not mark it
 WINDOW_S = 6.0

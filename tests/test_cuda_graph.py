@@ -11,7 +11,7 @@ from engine_util import wait_for
 
 from ganlab.config import ConfigError, TrainConfig, get_preset
 from ganlab.cuda_graph import WARMUP_STEPS
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 from ganlab.trainer import Trainer, lr_value
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -14,7 +14,7 @@ import pytest
 from apptest_util import open_page
 from engine_util import tiny
 
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 
 
 def _deep(n: int) -> str:

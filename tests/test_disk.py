@@ -8,7 +8,7 @@ import time
 import pytest
 from engine_util import tiny, wait_for
 
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 from ganlab.snapshots import Snapshot
 from ganlab.store import MAX_MILESTONES, MAX_SNAPSHOT_FILES, RunStore, StoreError, dir_size, sweep_temp, thin
 

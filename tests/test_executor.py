@@ -19,7 +19,7 @@ import torch
 from engine_util import tiny, wait_for
 
 from ganlab import control, executor
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 from ganlab.states import InvalidTransition, RunState, check_transition
 from ganlab.store import load_checkpoint
 

@@ -15,7 +15,7 @@ from PIL import Image
 from ganlab import downloads, export
 from ganlab.cli import main
 from ganlab.config import TrainConfig, get_preset
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 from ganlab.snapshots import HISTORY_KEYS, Snapshot
 from ganlab.store import RunStore
 

@@ -25,7 +25,7 @@ import pytest
 from ganlab import downloads, export, export_code
 from ganlab.cli import main
 from ganlab.config import TrainConfig, get_preset
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 from ganlab.store import RunStore
 
 SMALL_2D = dict(g_layers=(32, 32), d_layers=(32, 32), batch_size=128)

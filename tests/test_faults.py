@@ -28,7 +28,9 @@ from ganlab import control
 from ganlab import trainer as trainer_mod
 from ganlab.config import TrainConfig
 from ganlab.data import DataError, check_data_path
-from ganlab.runs import FINAL, Run, RunRegistry
+from ganlab.registry import RunRegistry
+from ganlab.runs import Run
+from ganlab.states import FINAL
 from ganlab.store import load_checkpoint, read_jsonl
 
 torch.set_num_threads(1)

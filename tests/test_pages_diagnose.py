@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import get_preset
-from ganlab.runs import get_registry
+from ganlab.registry import get_registry
 from ganlab.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent

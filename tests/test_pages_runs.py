@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from ganlab.charts import series_rows
 from ganlab.config import get_preset
-from ganlab.runs import RunRegistry, get_registry
+from ganlab.registry import RunRegistry, get_registry
 
 REPO = Path(__file__).resolve().parent.parent
 COMPARE, RUNS = str(REPO / "pages" / "6_Compare.py"), str(REPO / "pages" / "7_Runs.py")

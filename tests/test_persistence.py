@@ -22,7 +22,8 @@ from ganlab.cli import main
 from ganlab.config import get_preset
 from ganlab.data import dataset_available
 from ganlab.lineage import check_upload, create_from_upload, lineage, lineage_text
-from ganlab.runs import INTERRUPTED, RunRegistry
+from ganlab.registry import RunRegistry
+from ganlab.runs import INTERRUPTED
 from ganlab.store import StoreError, drop_rewound, load_checkpoint, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from plotly.offline import get_plotlyjs
 
 from ganlab import export, viz
 from ganlab.config import TrainConfig, get_preset
+from ganlab.registry import RunRegistry
 from ganlab.report import STRIP_FRAMES, report_html
-from ganlab.runs import RunRegistry
 from ganlab.store import RunStore
 
 TINY = dict(steps=40, batch_size=64, g_layers=(16, 16), d_layers=(16, 16), stats_every=5, snapshot_every=10,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import ConfigError, TrainConfig, parse_value
-from ganlab.runs import RunRegistry
+from ganlab.registry import RunRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in fields(TrainConfig)]

@@ -17,7 +17,9 @@ import torch
 from engine_util import TIMEOUT, tiny, wait_for
 
 from ganlab.config import TrainConfig
-from ganlab.runs import FINAL, Run, RunRegistry, get_registry
+from ganlab.registry import RunRegistry, get_registry
+from ganlab.runs import Run
+from ganlab.states import FINAL
 from ganlab.store import load_checkpoint
 from ganlab.trainer import Trainer
 

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from ganlab.config import TrainConfig, get_preset
 from ganlab.data import DataError, load_dataset
 from ganlab.lineage import check_upload, create_from_upload
-from ganlab.runs import RunRegistry, get_registry
+from ganlab.registry import RunRegistry, get_registry
 from ganlab.store import RUN_ID_RE, StoreError, load_checkpoint
 
 torch.set_num_threads(1)

@@ -114,7 +114,7 @@ def test_the_form_refuses_server_paths(tmp_path, monkeypatch):
 
 
 def test_uploads_dir_is_no_run(tmp_path):
-    from ganlab.runs import RunRegistry
+    from ganlab.registry import RunRegistry
     save_upload(tmp_path, "p.csv", GOOD["points.csv"])
     assert RunRegistry(tmp_path, executor="thread").list() == []
     assert Path(tmp_path / ".uploads").is_dir()
