@@ -183,6 +183,26 @@ def hist_chart(snapshot) -> dict:
     }
 
 
+def mode_bar_chart(quality_row: Mapping[str, Any]) -> dict:
+    """High-quality fakes on each mode of a 2D mixture as bars, with the line a mode must reach to count as
+    covered (metrics.mode_stats: `mode_counts`, `min_count`); a collapsed G shows a few tall bars."""
+    counts = [int(c) for c in quality_row.get("mode_counts") or []]
+    need = int(quality_row.get("min_count") or 1)
+    colours = [FAKE_COLOR if c >= need else "#c8c8c8" for c in counts]
+    return {
+        "animation": False, "title": _title(f"Fakes per mode at step {int(quality_row.get('step', 0)):,}"),
+        "tooltip": {"trigger": "axis"}, "grid": {"left": 50, "right": 15, "top": 40, "bottom": 40},
+        "xAxis": {"type": "category", "data": [str(i + 1) for i in range(len(counts))], "name": "mode",
+                  "nameLocation": "middle", "nameGap": 25},
+        "yAxis": {"type": "value", "name": "samples"},
+        "series": [{"type": "bar", "name": "high-quality fakes",
+                    "data": [{"value": c, "itemStyle": {"color": col}} for c, col in zip(counts, colours)],
+                    "markLine": {"symbol": "none", "silent": True, "data": [{"yAxis": need}],
+                                 "label": {"formatter": f"covered from {need}"},
+                                 "lineStyle": {"type": "dashed", "color": "#444"}}}],
+    }
+
+
 # --- 2D views ------------------------------------------------------------------------------------------
 def square_size(side: int = SQUARE_SIDE, colorbar: bool = False) -> tuple[int, int]:
     """(width, height) in pixels of the element holding a 2D view with a `side`-pixel square plot area."""

@@ -41,7 +41,8 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
 
     - high quality: a sample within HQ_STDS * std of its nearest mode (VEEGAN's definition);
     - covered: a mode with at least `min_count` high-quality samples (default ceil(0.8% of N), PacGAN's
-      20 of 2,500);
+      20 of 2,500); `modes_any` is VEEGAN's literal count (a mode with at least one high-quality sample);
+      `mode_counts` the high-quality samples on each mode and `min_count` the threshold (the per-mode bars);
     - reverse_kl: KL(p_fake || p_real) over modes, p_fake = share of the high-quality samples on each mode
       (floored at KL_EPS), p_real uniform. 0 = all modes equally used, log(K) = everything on one mode.
       With no high-quality sample at all it is log(K): no better than a total collapse.
@@ -60,7 +61,7 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
     n = len(pts)
     if n == 0:
         return {"modes_covered": 0, "n_modes": k, "high_quality_frac": 0.0, "reverse_kl": math.log(k),
-                "diversity": 0.0}
+                "diversity": 0.0, "modes_any": 0, "mode_counts": [0] * k, "min_count": 1}
     finite = np.isfinite(pts).all(axis=1)          # a diverged G emits NaN: those are simply not high quality
     d2 = ((pts[:, None, :] - centres[None, :, :]) ** 2).sum(-1)   # (N, K); K <= 25 so this stays small
     d2[~finite] = np.inf
@@ -72,7 +73,8 @@ def mode_stats(points: np.ndarray, modes: np.ndarray, std: float, min_count: int
     reverse_kl = _kl_to_uniform(counts) if n_hq else math.log(k)
     return {"modes_covered": int((counts >= need).sum()), "n_modes": k,
             "high_quality_frac": n_hq / n, "reverse_kl": reverse_kl,
-            "diversity": sample_diversity(pts) / _mixture_diversity(centres, std)}
+            "diversity": sample_diversity(pts) / _mixture_diversity(centres, std),
+            "modes_any": int((counts >= 1).sum()), "mode_counts": [int(c) for c in counts], "min_count": need}
 
 
 def _mixture_diversity(centres: np.ndarray, std: float) -> float:
@@ -364,7 +366,10 @@ def sample_diversity(fake: torch.Tensor | np.ndarray) -> float:
 # --- how the measures are shown (the Train page's quality table, the class report) --------------------------
 # Each measure: label, format, and the one-line meaning a student needs.
 QUALITY_LABELS = {
-    "modes_covered": ("modes covered", "{:.0f}", "mixture components with enough high-quality samples"),
+    "modes_covered": ("modes covered", "{:.0f}", "modes with at least 0.8% of the samples there, within 3 std "
+                                                 "(the bars' line)"),
+    "modes_smoothed": ("modes covered, smoothed", "{:.0f}", "median of the last 5 measures of the row above"),
+    "modes_any": ("modes with any sample", "{:.0f}", "VEEGAN's literal count: at least one sample within 3 std"),
     "n_modes": ("modes in the data", "{:.0f}", ""),
     "high_quality_frac": ("high-quality samples", "{:.0%}", "fakes within 3 std of a mode (VEEGAN)"),
     "reverse_kl": ("reverse KL over modes", "{:.3f}", "0 = every mode used equally"),
@@ -377,10 +382,26 @@ QUALITY_LABELS = {
 }
 
 
-def quality_rows(latest: dict) -> list[tuple[str, str, str]]:
-    """(label, formatted value, meaning) for each measure of one quality row; modes as 'covered / in the data'."""
-    rows = [(label, fmt.format(latest[k]), meaning) for k, (label, fmt, meaning) in QUALITY_LABELS.items()
-            if isinstance(latest.get(k), (int, float)) and not isinstance(latest.get(k), bool) and k != "n_modes"]
-    if rows and "n_modes" in latest and rows[0][0] == "modes covered":
-        rows[0] = (rows[0][0], f"{latest['modes_covered']} / {latest['n_modes']}", rows[0][2])
+SMOOTH_ROWS = 5   # modes covered is also shown as the median over this many latest measures
+
+
+def quality_rows(latest: dict, recent: list[dict] | None = None) -> list[tuple[str, str, str]]:
+    """(label, formatted value, meaning) for each measure of one quality row; mode counts as 'k / in the data'.
+    `recent` (the latest rows, oldest first, `latest` last) adds the smoothed count of modes covered."""
+    latest = dict(latest)
+    counts = [r["modes_covered"] for r in (recent or [])[-SMOOTH_ROWS:] if _is_num(r.get("modes_covered"))]
+    if len(counts) > 1:
+        latest["modes_smoothed"] = float(np.median(counts))
+    rows = []
+    for k, (label, fmt, meaning) in QUALITY_LABELS.items():
+        if not _is_num(latest.get(k)) or k == "n_modes":
+            continue
+        value = fmt.format(latest[k])
+        if k in ("modes_covered", "modes_smoothed", "modes_any") and _is_num(latest.get("n_modes")):
+            value = f"{fmt.format(latest[k])} / {latest['n_modes']}"
+        rows.append((label, value, meaning))
     return rows
+
+
+def _is_num(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -259,7 +259,7 @@ def _quality(quality: list[dict[str, Any]]) -> str:
     if not quality:
         return "<p>No quality measures yet (they are computed at each snapshot for 2D mixtures and digits).</p>"
     latest = quality[-1]
-    rows = quality_rows(latest)
+    rows = quality_rows(latest, quality)
     if not rows:
         return "<p>The quality rows of this run hold no known measure.</p>"
     out = [f"<p>At step {int(latest['step']):,}:</p>" + _table(("measure", "value", "meaning"), rows)]

@@ -27,7 +27,7 @@ import numpy as np
 from . import control
 from .config import TrainConfig
 from .executor import get_executor, shutdown_all
-from .snapshots import HISTORY_KEYS, Snapshot
+from .snapshots import HISTORY_KEYS, Snapshot, is_measure
 from .states import ACTIVE, LIVE, RunState
 from .store import RunStore, StoreError, file_size
 from .weights import LatentGenerator
@@ -344,8 +344,8 @@ class Run:
 
     def _read_quality(self) -> None:
         rows, self._qual_off = self.store.tail_rows("quality", self._qual_off)
-        # measures are numbers keyed by name; anything else in the file (damage, a future field) is dropped
-        rows = [{k: v for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        # numbers keyed by name and mode_counts; anything else (damage, a future field) is dropped
+        rows = [{k: v for k, v in r.items() if is_measure(k, v)}
                 for r in rows if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)]
         if rows:
             with self._lock:

@@ -17,6 +17,14 @@ HISTORY_KEYS = ("step", "epoch", "time", "loss_d", "loss_g", "d_real", "d_fake",
 SINGLE_CODES = {"d": 1, "g": 2, "both": 3}
 
 
+def is_measure(name: str, value: object) -> bool:
+    """A value a quality row may carry: a number, or `mode_counts` (high-quality fakes per mode, a short list)."""
+    if name == "mode_counts":
+        return isinstance(value, list) and len(value) <= 1024 and all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class Snapshot:
     """What the pages draw for one moment of a run.

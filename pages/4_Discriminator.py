@@ -8,7 +8,7 @@ from ganlab import links
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params
 from ui.common import run_picker, setup
-from ui.live import chart_option, echart, echart_2d, live_fragment, snapshot_slider, snapshot_version
+from ui.live import chart_option, echart, echart_2d, live_fragment, mode_bars, snapshot_slider, snapshot_version
 
 LAYER_NAMES = {"field": "D heatmap", "real": "real points", "fake": "fake points", "manifold": "G manifold",
                "grads": "gradient arrows"}
@@ -54,6 +54,7 @@ def draw(v: RunView) -> None:
                        "point (scaled for reading). Grey lines: G applied to a grid over two noise dimensions.")
         with right:
             echart(chart_option("hist_chart", version, snap), "disc-hist", height=400)
+            mode_bars(v, "disc-modes", step=snap.step)
     else:
         echart(chart_option("hist_chart", version, snap), "disc-hist", height=360)
 

@@ -123,3 +123,14 @@ def test_wire_matches_what_streamlit_sends():
     assert sorted(len(t) for t in tables) == sorted(len(b) for b in datasets.values())
     assert abs(len(spec) - len(_serialize_option(normalized))) < 200   # dataset names differ in length only
     assert json.loads(spec)["series"][0]["encode"] == {"x": "i", "y": "j", "value": "v"}
+
+
+def test_mode_bars_colour_the_covered_modes_and_draw_the_threshold():
+    from ganlab.charts import mode_bar_chart
+    option = mode_bar_chart({"step": 500, "mode_counts": [300, 0, 19, 20, 0, 0, 0, 1], "min_count": 20})
+    bars = option["series"][0]["data"]
+    assert [b["value"] for b in bars] == [300, 0, 19, 20, 0, 0, 0, 1]
+    covered = [b["itemStyle"]["color"] != "#c8c8c8" for b in bars]
+    assert covered == [True, False, False, True, False, False, False, False]
+    assert option["series"][0]["markLine"]["data"] == [{"yAxis": 20}]
+    assert "500" in option["title"]["text"]

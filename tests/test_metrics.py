@@ -211,3 +211,24 @@ def test_image_quality_samples_from_the_runs_prior(split):
     assert len(seen) == 1 and tuple(seen[0].shape) == (QUALITY_SAMPLES, g.noise_dim)
     assert float(seen[0].abs().max()) <= 1.0
     assert Sink.rows[0]["step"] == 7 and 0 < Sink.rows[0]["classifier_confidence"] <= 1
+
+
+def test_per_mode_counts_the_threshold_and_veegans_literal_count(ring8):
+    # 2,481 on mode 0, 19 on mode 7: one mode covered by the 0.8% rule, two by VEEGAN's "at least one sample".
+    x, y = ring8.x.numpy(), ring8.y.numpy()
+    s = mode_stats(np.concatenate([x[y == 0][:2481], x[y == 7][:19]]), ring8.modes, ring8.mode_std)
+    assert s["min_count"] == 20 and len(s["mode_counts"]) == 8
+    assert s["mode_counts"][7] <= 19 and s["mode_counts"][0] > 2400 and sum(s["mode_counts"][1:7]) == 0
+    assert s["modes_covered"] == 1 and s["modes_any"] == 2
+    assert mode_stats(np.zeros((0, 2)), ring8.modes, ring8.mode_std)["mode_counts"] == [0] * 8
+
+
+def test_quality_rows_show_the_strict_smoothed_and_literal_counts_side_by_side():
+    from ganlab.metrics import quality_rows
+    recent = [{"step": s, "modes_covered": c, "n_modes": 8, "modes_any": 8} for s, c in
+              [(250, 3), (500, 5), (750, 2), (1000, 6), (1250, 2)]]
+    rows = {label: value for label, value, _ in quality_rows(recent[-1], recent)}
+    assert rows["modes covered"] == "2 / 8"
+    assert rows["modes covered, smoothed"] == "3 / 8"      # median of 3, 5, 2, 6, 2
+    assert rows["modes with any sample"] == "8 / 8"
+    assert "modes covered, smoothed" not in {r[0] for r in quality_rows(recent[-1])}   # one row: nothing to smooth

@@ -260,3 +260,17 @@ def test_home_disables_a_preset_whose_dataset_is_missing(lab: RunRegistry, monke
     assert_clean(at)
     assert at.button(key="quick-fashion-dcgan").disabled and not at.button(key="quick-mnist-mlp").disabled
     assert any(c.value.startswith("Unavailable: Fashion-MNIST not found") for c in at.caption)
+
+
+@pytest.mark.parametrize("path", ["pages/1_Train.py", "pages/4_Discriminator.py"])
+def test_2d_pages_show_fakes_per_mode_with_the_covered_line(ring_run: Run, path: str) -> None:
+    wait_for(ring_run, lambda v: any(q.get("mode_counts") for q in v.quality))
+    at = open_page(path, ring_run.id)
+    assert_clean(at)
+    bars = [s for s in echarts(at) if s.get("title", {}).get("text", "").startswith("Fakes per mode")]
+    assert len(bars) == 1, [s.get("title") for s in echarts(at)]
+    counts = [b["value"] for b in bars[0]["series"][0]["data"]]
+    assert len(counts) == 8 and sum(counts) > 0
+    if path.endswith("Train.py"):
+        labels = [r for t in at.table for r in t.value["measure"]]
+        assert "modes with any sample" in labels and "modes covered" in labels

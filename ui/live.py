@@ -87,6 +87,19 @@ def chart_option(builder: str, version: tuple, *args: Any, **kwargs: Any) -> dic
     return _option(builder, version, args, kwargs)
 
 
+def mode_bars(view: RunView, key: str, height: int = charts.CHART_HEIGHT, step: int | None = None) -> bool:
+    """Fakes per mode (2D mixtures) as bars with the covered line, from the newest quality measure at or before
+    `step` (default: the newest); False if there is none."""
+    rows = [q for q in view.quality if step is None or q.get("step", 0) <= step]
+    latest = rows[-1] if rows else None
+    if not latest or not latest.get("mode_counts"):
+        return False
+    echart(chart_option("mode_bar_chart", (view.id, "modes", latest.get("step")), latest), key, height=height)
+    st.caption("A mode counts as covered when its bar reaches the dashed line; grey bars do not. A collapsed G "
+               "shows a few tall bars that move from mode to mode as D catches up.")
+    return True
+
+
 def history_version(view: RunView) -> tuple:
     """Changes at most once a second while the run trains (a ring8 run adds 20 rows a second, and every new
     version is one more build of each chart for the class); on every new row once it has stopped."""

@@ -14,6 +14,7 @@ from ganlab.runs import Run, RunView
 from ui import session
 from ui.common import registry, wait_until
 from ui.config_form import field_widget
+from ui.live import mode_bars
 
 
 def _command(run_id: str, action: str) -> None:
@@ -127,8 +128,13 @@ def quality_panel(view: RunView) -> None:
     if not view.quality:
         return
     latest = view.quality[-1]
-    rows = quality_rows(latest)
+    rows = quality_rows(latest, view.quality)
     if not rows:
         return
-    st.markdown(f"**Quality** at step {latest.get('step', 0):,}")
-    st.table({"measure": [r[0] for r in rows], "value": [r[1] for r in rows], "meaning": [r[2] for r in rows]})
+    table, bars = st.columns([3, 2]) if latest.get("mode_counts") else (st.container(), None)
+    with table:
+        st.markdown(f"**Quality** at step {latest.get('step', 0):,}")
+        st.table({"measure": [r[0] for r in rows], "value": [r[1] for r in rows], "meaning": [r[2] for r in rows]})
+    if bars is not None:
+        with bars:
+            mode_bars(view, "train-modes")
