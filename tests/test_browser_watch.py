@@ -54,7 +54,8 @@ def test_four_pages_keep_half_the_training_rate(streamlit_server: str, runs_dir:
     frac = seen.rate / alone.rate
     print(f"\nring8 watched by 4 pages: {seen.rate:,.0f} vs {alone.rate:,.0f} steps/s unwatched = {frac:.2f}; "
           f"chromium {seen.chromium_cpu:.2f} cores, worker {seen.worker_cpu:.2f} (alone {alone.worker_cpu:.2f}), "
-          f"{seen.refresh_count} page refreshes in {WINDOW_S:.0f} s")
+          f"{seen.refresh_count} page refreshes in {WINDOW_S:.0f} s; "
+          f"{sum(wp.reloads for wp in pages)} pages reloaded after their websocket gave up")
     assert not errors, f"page errors: {errors[:5]}"
     assert seen.refresh_count >= 4, "the pages did not refresh during the window: they are not live"
     assert frac >= MIN_FRAC, f"4 pages slowed the run to {frac:.2f} of its unwatched rate (< {MIN_FRAC})"
