@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .dataset import Dataset
+from .data import Dataset
 from .losses import gradient_penalty, r1_penalty
 from .models import build_models
 from .registry import RunRegistry

@@ -23,8 +23,7 @@ import torch
 
 from .config import LIVE_FIELDS, TrainConfig
 from .cuda_graph import WARMUP_STEPS, StepGraph, graph_key, why_not
-from .data import load_dataset
-from .dataset import Dataset
+from .data import Dataset, load_dataset
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
 from .optimizers import load_optimizer_state, lr_value, make_optimizer, portable_state, set_lr
