@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 
 from .config import TrainConfig
-from .data import load_dataset
-from .dataset import DataError
+from .data import DataError, load_dataset
 
 UPLOADS = ".uploads"
 MAX_BYTES = {"csv": 10 * 2**20, "folder": 50 * 2**20}
