@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganlab: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - a data/checkpoint problem is one line, not a traceback
-        from .data import DataError
+        from .dataset import DataError
         from .store import StoreError
         if isinstance(e, (DataError, StoreError)):
             print(f"ganlab: error: {e}", file=sys.stderr)

@@ -4,7 +4,7 @@ The K members' G and D weights are stacked along a leading K dimension ([K, out,
 layer runs as one batched matmul (torch.baddbmm) for all members. Members never mix: member k's outputs, losses
 and gradients depend only on member k's weights and draws, so one backward over the sum of the members' losses
 gives each member exactly its own gradient, and one elementwise optimiser (Adam, RMSprop or SGD, from
-`trainer.make_optimizer`) over the stacked tensors equals K separate ones (the lr, and its decay, is shared).
+`optimizers.make_optimizer`) over the stacked tensors equals K separate ones (the lr, and its decay, is shared).
 
 Member k is `Trainer(cfg.replace(seed=seeds[k]))` up to float rounding: its data set is loaded with its seed,
 its nets are initialised as the Trainer does (torch's global seed set to its seed, then `build_models`), and it
@@ -35,7 +35,8 @@ from .config import ConfigError, TrainConfig, get_preset
 from .data import load_dataset
 from .losses import get_loss
 from .models import build_models
-from .trainer import _INIT_LOCK, STAT_NAMES, Trainer, make_optimizer, resolve_device
+from .optimizers import make_optimizer
+from .trainer import _INIT_LOCK, STAT_NAMES, Trainer, resolve_device
 
 Tensor = torch.Tensor
 Layers = list[tuple[Tensor, Tensor]]   # (weight [K, out, in], bias [K, out]) per linear layer, input first

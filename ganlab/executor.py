@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import control
+from .disk import file_size
 from .states import RunState
-from .store import RunStore, file_size
+from .store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAX_LOG = 1 << 20   # worker.log is started afresh past 1 MB

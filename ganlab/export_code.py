@@ -272,7 +272,8 @@ def _notes(store: RunStore, cfg: TrainConfig) -> list[str]:
 # --- the sections ----------------------------------------------------------------------------------------------
 def _data(cfg: TrainConfig) -> tuple[str, str, tuple[int, ...]]:
     """(markdown, code, sample shape) of the data section."""
-    from . import data
+    from . import data, image_files
+    from .dataset import DataError
     name, cond = cfg.dataset, cfg.conditional
     flags = {"cond": cond, "modes": name in ("ring8", "grid25"), "table": name in ("mnist5k", "digits8x8"),
              "idx": name in ("idx", "fashion"), "idx_cond": cond and name in ("idx", "fashion"),
@@ -295,21 +296,21 @@ def _data(cfg: TrainConfig) -> tuple[str, str, tuple[int, ...]]:
             path = data._mnist5k_path() if size == 28 else data._package_file("sklearn", "datasets", "data",
                                                                               "digits.csv.gz")
             if path is None:
-                raise data.DataError(f"the {name} file is not here (pip install {pkg})")
+                raise DataError(f"the {name} file is not here (pip install {pkg})")
             subs = {"$path": repr(str(path)), "$pkg": pkg, "$s": str(size), "$where": "/".join(path.parts[-4:])}
             shape = (1, size, size)
         elif flags["idx"]:
             folder = Path(cfg.data_path).expanduser() if name == "idx" else data.fashion_dir()
             if folder is None:
-                raise data.DataError(data._FASHION_HINT)
-            images, labels = data._idx_files(folder if folder.is_dir() else folder.parent)
+                raise DataError(data._FASHION_HINT)
+            images, labels = image_files.idx_files(folder if folder.is_dir() else folder.parent)
             if cond and labels is None:
-                raise data.DataError(f"{images} has no labels file, which a conditional run needs")
-            shape = (1, *data.read_idx(images).shape[1:])
+                raise DataError(f"{images} has no labels file, which a conditional run needs")
+            shape = (1, *image_files.read_idx(images).shape[1:])
             subs = {"$images": repr(str(images.resolve())), "$labels": repr(str(labels and labels.resolve()))}
         elif name == "torchvision-cifar10":
             subs, shape = {"$hwc": ".transpose(0, 3, 1, 2)"}, (3, 32, 32)
-    except (data.DataError, OSError) as e:
+    except (DataError, OSError) as e:
         raise ExportError(f"script: {e}") from None
     top = 16 if name == "digits8x8" else 255
     subs = {"$hwc": "[:, None]", "$cls": _TORCHVISION.get(name, ""), "$cache": repr(str(data.cache_dir())),

@@ -99,7 +99,8 @@ def check_upload(data: bytes) -> Upload:
     """Load and check an uploaded checkpoint. Raises StoreError (clear message) for anything unusable;
     nothing on disk changes either way."""
     from .ckpt_check import check_archive, check_state
-    from .data import DataError, dataset_available, load_dataset
+    from .data import dataset_available, load_dataset
+    from .dataset import DataError
     if not data:
         raise StoreError("the uploaded file is empty")
     check_archive(bytes(data))             # size and format before torch unpacks anything

@@ -146,7 +146,8 @@ def classifier_split(kind: str = "mnist") -> tuple[torch.Tensor, torch.Tensor, t
     """(train_x, train_y, heldout_x, heldout_y) the classifier of `kind` uses: a fixed permutation (seed 0)
     of the dataset; the last HELD_OUT images are never trained on."""
     from .config import TrainConfig
-    from .data import DataError, load_dataset
+    from .data import load_dataset
+    from .dataset import DataError
 
     if kind not in _DATASET_FOR:
         raise ValueError(f"classifier kind {kind!r} is not one of: {', '.join(_DATASET_FOR)}")
@@ -161,7 +162,7 @@ def classifier_split(kind: str = "mnist") -> tuple[torch.Tensor, torch.Tensor, t
 def get_classifier(kind: str = "mnist", cache_dir: Path | None = None) -> DigitClassifier:
     """The eval-mode classifier for `kind` ("mnist" or "fashion"): from memory, else from the disk cache,
     else trained now (deterministic, a few seconds on CPU) and saved. `.accuracy` is its held-out accuracy.
-    Raises ganlab.data.DataError when the dataset is not on this machine (fashion without the package)."""
+    Raises ganlab.dataset.DataError when the dataset is not on this machine (fashion without the package)."""
     if kind not in _DATASET_FOR:
         raise ValueError(f"classifier kind {kind!r} is not one of: {', '.join(_DATASET_FOR)}")
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

@@ -17,19 +17,17 @@ from typing import Any
 
 from . import control
 from .config import TrainConfig
+from .disk import budget_bytes, dir_size, sweep_temp
 from .executor import get_executor
 from .runs import HOST, Run
 from .states import BRANCH
 from .store import (
     RunStore,
     StoreError,
-    budget_bytes,
     clean_name,
     default_runs_dir,
-    dir_size,
     load_checkpoint,
     safe_run_dir,
-    sweep_temp,
 )
 from .weights import check_weights_fit
 

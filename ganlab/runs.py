@@ -26,10 +26,11 @@ import numpy as np
 
 from . import control
 from .config import TrainConfig
+from .disk import file_size
 from .executor import get_executor, shutdown_all
 from .snapshots import HISTORY_KEYS, Snapshot, is_measure
 from .states import ACTIVE, LIVE, RunState
-from .store import RunStore, StoreError, file_size
+from .store import RunStore, StoreError
 from .weights import LatentGenerator
 
 MAX_HISTORY = 4000         # rows kept in memory; older rows are thinned 2:1 (the file keeps all)

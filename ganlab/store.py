@@ -11,6 +11,7 @@ Layout of `<runs_dir>/<run_id>/`:
     init.pt            the state a branch or an upload starts from, until the run's first checkpoint
     commands.jsonl     commands for the worker (ganlab.control); .worker.lock, heartbeat: the worker's life
 Writes are crash-safe: whole files go through a temp file + os.replace, so a reader never sees half a file.
+How many snapshots and checkpoints stay, and the disk budget helpers, are ganlab.disk.
 """
 from __future__ import annotations
 
@@ -24,93 +25,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .config import TrainConfig
+from .disk import MAX_MILESTONES, MAX_SNAPSHOT_FILES, dir_size, file_size, thin
 from .snapshots import Snapshot
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_NAME = 80
-MAX_SNAPSHOT_FILES = 240     # snapshots kept on disk per run: the newest half dense, older ones thinned 2:1
-MAX_MILESTONES = 8           # milestone checkpoints kept per run: older ones thinned 2:1 the same way
-STALE_TMP_S = 600.0          # a temp file this old belongs to a write that died (a kill mid-checkpoint)
-
-
-def thin(steps: list[int], limit: int) -> list[int]:
-    """The steps to delete so at most `limit` remain: the first and the newest half stay, every other one of
-    the older half goes. Applied each time the limit is passed, old steps end up log-spaced."""
-    if len(steps) <= limit or limit < 4:
-        return []
-    half = len(steps) // 2
-    older = steps[1:half]
-    return older[::2]
-
-
-def sweep_temp(runs_dir: Path) -> int:
-    """Remove temp files of writes that never finished (`.<name>.<pid>....tmp` older than STALE_TMP_S or
-    whose writer process is gone); returns how many went."""
-    removed = 0
-    now = time.time()
-    try:
-        dirs = [p for p in Path(runs_dir).iterdir() if p.is_dir()]
-    except OSError:
-        return 0
-    for d in dirs:
-        if d.name.startswith(".trash-"):   # a delete that a kill interrupted
-            shutil.rmtree(d, ignore_errors=True)
-            removed += 1
-            continue
-        for sub in (d, d / "snapshots", d / "checkpoints"):
-            try:
-                tmps = list(sub.glob(".*.tmp"))
-            except OSError:
-                continue
-            for tmp in tmps:
-                parts = tmp.name.split(".")
-                pid = int(parts[-4]) if len(parts) >= 5 and parts[-4].isdigit() else None
-                try:
-                    old = now - tmp.stat().st_mtime > STALE_TMP_S
-                    if old or (pid is not None and not _pid_running(pid)):
-                        tmp.unlink()
-                        removed += 1
-                except OSError:
-                    continue
-    return removed
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def file_size(path: Path) -> int:
-    """Bytes of `path`, 0 when it is missing."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def budget_bytes(var: str, default_mb: float) -> int:
-    """A size limit from the environment in MB (e.g. GANLAB_RUN_BUDGET_MB), as bytes; a bad value keeps the default."""
-    try:
-        mb = float(os.environ.get(var, default_mb))
-    except ValueError:
-        mb = default_mb
-    return int(max(mb, 0.01) * 2**20)
-
-
-def dir_size(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(root, f)).st_size
-            except OSError:
-                continue
-    return total
 
 
 class StoreError(ValueError):

@@ -7,7 +7,8 @@ statistics are gathered on the device only on every `stats_every`-th step and re
 
 Hot-path choices (see docs/architecture.md, performance facts): the whole dataset lives on the device and batches are
 drawn by index (no DataLoader); Adam is fused where the device supports it; D's parameters stop requiring
-gradients during G's update so its weight gradients are not computed for nothing.
+gradients during G's update so its weight gradients are not computed for nothing. The optimisers themselves (their
+kernels, device-tensor learning rates, and their state in checkpoints) are built in ganlab.optimizers.
 """
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ import torch
 
 from .config import LIVE_FIELDS, TrainConfig
 from .cuda_graph import WARMUP_STEPS, StepGraph, graph_key, why_not
-from .data import Dataset, load_dataset
+from .data import load_dataset
+from .dataset import Dataset
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
+from .optimizers import load_optimizer_state, lr_value, make_optimizer, portable_state, set_lr
 from .snapshots import Snapshot
 
 _INIT_LOCK = threading.Lock()   # model init uses torch's global RNG: seed + build must not interleave
@@ -47,44 +50,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError("device 'mps' was asked for but is not available; use auto or cpu")
     return torch.device(name)
-
-
-def make_optimizer(name: str, params, lr: float, betas: tuple[float, float], device: torch.device):
-    if name == "adam":
-        # fused Adam runs one kernel for all parameters (CPU and CUDA in recent torch): fewer ops per step
-        if device.type == "cuda":
-            # capturable, with the lr a device tensor: a CUDA graph of the step reads lr changes (ganlab.cuda_graph)
-            try:
-                opt = torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), betas=betas,
-                                       fused=True, capturable=True)
-                for group in opt.param_groups:
-                    group["_lr_value"] = float(lr)
-                return opt
-            except (RuntimeError, TypeError, ValueError):
-                pass   # an older torch: fused non-capturable below, and the step runs eagerly
-        try:
-            return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-        except (RuntimeError, TypeError):
-            return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, foreach=True)
-    return torch.optim.SGD(params, lr=lr, foreach=True)
-
-
-def set_lr(group: dict[str, Any], value: float) -> None:
-    """Set a param group's lr in place: a device tensor (read by a captured step) is filled, not replaced."""
-    lr = group["lr"]
-    if isinstance(lr, torch.Tensor):
-        if float(value) != group.get("_lr_value"):   # one small kernel, only when the value changes
-            lr.fill_(value)
-            group["_lr_value"] = float(value)
-    else:
-        group["lr"] = value
-
-
-def lr_value(group: dict[str, Any]) -> float:
-    lr = group["lr"]
-    return group.get("_lr_value", float(lr)) if isinstance(lr, torch.Tensor) else float(lr)
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
@@ -443,7 +408,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimiser state, counters, RNG state."""
         return {"config": self.cfg.to_dict(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": _portable(self.opt_g.state_dict()), "opt_d": _portable(self.opt_d.state_dict()),
+                "opt_g": portable_state(self.opt_g.state_dict()),
+                "opt_d": portable_state(self.opt_d.state_dict()),
                 "step": self.step,
                 "d_updates": self.d_updates, "rng": self.gen.get_state(), "fixed_z": self.fixed_z.cpu(),
                 "fixed_y": self.fixed_y.cpu() if self.fixed_y is not None else None,
@@ -456,8 +422,8 @@ class Trainer:
         self._fake_for_g = None   # made by the old weights
         if weights_only:
             return
-        _load_optimizer(self.opt_g, state["opt_g"])
-        _load_optimizer(self.opt_d, state["opt_d"])
+        load_optimizer_state(self.opt_g, state["opt_g"])
+        load_optimizer_state(self.opt_d, state["opt_d"])
         self.drop_graph()   # the optimiser's state tensors are new: the captured step points at the old ones
         self.step = int(state["step"])
         self.d_updates = int(state["d_updates"])
@@ -471,33 +437,3 @@ class Trainer:
         if state.get("score_edges") is not None:
             self._score_edges = np.asarray(state["score_edges"])
         self._last_collect = (time.perf_counter(), self.step)
-
-
-# --- optimiser state that travels between devices ---------------------------------------------------------------
-_OWN_KEYS = ("lr", "_lr_value", "capturable", "fused", "foreach", "differentiable")
-
-
-def _portable(state: dict[str, Any]) -> dict[str, Any]:
-    """An optimiser state_dict with plain float learning rates (a CUDA lr tensor would not load on a laptop)."""
-    groups = []
-    for g in state["param_groups"]:
-        g = dict(g)
-        g["lr"] = lr_value(g)
-        g.pop("_lr_value", None)
-        groups.append(g)
-    return {**state, "param_groups": groups}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Load `state` but keep this optimiser's own lr representation and kernel choice (fused, capturable),
-    which depend on the device the run continues on, not on the one that saved it."""
-    own = [{k: g[k] for k in _OWN_KEYS if k in g} for g in opt.param_groups]
-    opt.load_state_dict(state)
-    for group, keep in zip(opt.param_groups, own):
-        value = lr_value(group)
-        group.update(keep)
-        set_lr(group, value)
-        for p in group["params"]:   # capturable Adam keeps its step count on the parameters' device
-            st = opt.state.get(p, {})
-            if "step" in st and isinstance(st["step"], torch.Tensor) and group.get("capturable"):
-                st["step"] = st["step"].to(device=p.device, dtype=torch.float32)

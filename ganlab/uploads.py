@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from .config import TrainConfig
-from .data import DataError, load_dataset
+from .data import load_dataset
+from .dataset import DataError
 
 UPLOADS = ".uploads"
 MAX_BYTES = {"csv": 10 * 2**20, "folder": 50 * 2**20}

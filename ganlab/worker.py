@@ -142,7 +142,8 @@ class Worker:
         import torch
 
         from .cuda_graph import device_lock
-        from .store import budget_bytes, load_checkpoint
+        from .disk import budget_bytes
+        from .store import load_checkpoint
         from .trainer import Trainer, resolve_device
         cfg = self.store.read_config()
         self._set_state(RunState.RUNNING, "loading data and building the networks")

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ganlab import bench
+from ganlab.bench_loops import ExamplesLoop, bare_step, trainer_step
 from ganlab.config import get_preset
 from ganlab.data import load_dataset
 from ganlab.trainer import Trainer
@@ -76,7 +77,7 @@ def test_baseline_loops_train_the_same_nets():
     torch.manual_seed(0)
     cfg = get_preset("mnist-mlp").config(device="cpu", g_layers=(16,), d_layers=(16,), batch_size=8)
     data = load_dataset(cfg)
-    ex = bench.ExamplesLoop(cfg, data, torch.device("cpu"))
+    ex = ExamplesLoop(cfg, data, torch.device("cpu"))
     g0, d0 = [p.clone() for p in ex.G.parameters()], [p.clone() for p in ex.D.parameters()]
     assert ex.step() == 8
     assert any(not torch.equal(a, b) for a, b in zip(g0, ex.G.parameters()))
@@ -85,6 +86,6 @@ def test_baseline_loops_train_the_same_nets():
     assert real.shape == (8, 1, 28, 28) and real.min() >= -1 and real.max() <= 1, "ToTensor + Normalize(0.5, 0.5)"
     tr = Trainer(cfg, data, "cpu")
     g0 = [p.clone() for p in tr.g_params]
-    assert bench.bare_step(tr) == 8 and bench.trainer_step(tr) == 8
+    assert bare_step(tr) == 8 and trainer_step(tr) == 8
     assert any(not torch.equal(a, b) for a, b in zip(g0, tr.g_params))
     assert all(p.requires_grad for p in tr.d_params), "D is unfrozen after G's update"

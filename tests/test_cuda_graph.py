@@ -11,8 +11,9 @@ from engine_util import wait_for
 
 from ganlab.config import ConfigError, TrainConfig, get_preset
 from ganlab.cuda_graph import WARMUP_STEPS
+from ganlab.optimizers import lr_value
 from ganlab.registry import RunRegistry
-from ganlab.trainer import Trainer, lr_value
+from ganlab.trainer import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -1,6 +1,6 @@
-"""Tests for ganlab.data: every dataset's shape/dtype/range, the 2D mixtures' geometry, and that each kind of
-bad input (CSV row, IDX header, hostile zip, no network) fails with a DataError naming the problem.
-Fixture files are written into tmp_path; nothing is downloaded."""
+"""Tests for ganlab.data (with ganlab.dataset and ganlab.image_files): every dataset's shape/dtype/range, the 2D
+mixtures' geometry, and that each kind of bad input (CSV row, IDX header, hostile zip, no network) fails with a
+DataError naming the problem. Fixture files are written into tmp_path; nothing is downloaded."""
 from __future__ import annotations
 
 import gzip
@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganlab import data
+from ganlab import data, image_files
 from ganlab.config import DATASETS, DATASETS_2D, TrainConfig
-from ganlab.data import DataError, Dataset, dataset_available, fashion_dir, load_dataset, read_idx
+from ganlab.data import dataset_available, fashion_dir, load_dataset
+from ganlab.dataset import DataError, Dataset
+from ganlab.image_files import read_idx
 
 
 def load(name: str, path: str = "", **kw) -> Dataset:
@@ -298,11 +300,11 @@ def test_hostile_zip_rejected(tmp_path, entries, needle):
 
 def test_zip_size_and_entry_limits(tmp_path, monkeypatch):
     z = make_zip(tmp_path / "many.zip", {f"{i}.png": png(i) for i in range(5)})
-    monkeypatch.setattr(data, "ZIP_MAX_ENTRIES", 4)
+    monkeypatch.setattr(image_files, "ZIP_MAX_ENTRIES", 4)
     with pytest.raises(DataError, match="5 entries; at most 4"):
         load("folder", z)
-    monkeypatch.setattr(data, "ZIP_MAX_ENTRIES", 100)
-    monkeypatch.setattr(data, "ZIP_MAX_TOTAL", 100)
+    monkeypatch.setattr(image_files, "ZIP_MAX_ENTRIES", 100)
+    monkeypatch.setattr(image_files, "ZIP_MAX_TOTAL", 100)
     with pytest.raises(DataError, match="uncompressed"):
         load("folder", z)
 

@@ -8,9 +8,10 @@ import time
 import pytest
 from engine_util import tiny, wait_for
 
+from ganlab.disk import MAX_MILESTONES, MAX_SNAPSHOT_FILES, dir_size, sweep_temp, thin
 from ganlab.registry import RunRegistry
 from ganlab.snapshots import Snapshot
-from ganlab.store import MAX_MILESTONES, MAX_SNAPSHOT_FILES, RunStore, StoreError, dir_size, sweep_temp, thin
+from ganlab.store import RunStore, StoreError
 
 
 def test_thinning_keeps_the_first_and_the_newest_and_spaces_the_old_ones():

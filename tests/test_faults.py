@@ -27,7 +27,8 @@ from engine_util import TIMEOUT, wait_for
 from ganlab import control
 from ganlab import trainer as trainer_mod
 from ganlab.config import TrainConfig
-from ganlab.data import DataError, check_data_path
+from ganlab.data import check_data_path
+from ganlab.dataset import DataError
 from ganlab.registry import RunRegistry
 from ganlab.runs import Run
 from ganlab.states import FINAL

@@ -15,7 +15,8 @@ import torch
 from ganlab import data as gdata
 from ganlab import metrics
 from ganlab.config import TrainConfig
-from ganlab.data import DataError, load_dataset
+from ganlab.data import load_dataset
+from ganlab.dataset import DataError
 from ganlab.metrics import (
     DigitClassifier,
     classifier_split,

@@ -296,7 +296,7 @@ def test_r1_can_be_switched_on_live_for_a_batch_norm_dcgan(digits, mnist, ring):
 
 
 def test_conditional_needs_labels(ring):
-    from ganlab.data import Dataset
+    from ganlab.dataset import Dataset
     unlabeled = Dataset("pts", "2d", ring.x[:100].clone())
     with pytest.raises(ValueError, match="no labels"):
         Trainer(TrainConfig(dataset="moons", conditional=True), unlabeled, device="cpu")

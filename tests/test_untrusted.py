@@ -19,7 +19,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import TrainConfig, get_preset
-from ganlab.data import DataError, load_dataset
+from ganlab.data import load_dataset
+from ganlab.dataset import DataError
 from ganlab.lineage import check_upload, create_from_upload
 from ganlab.registry import RunRegistry, get_registry
 from ganlab.store import RUN_ID_RE, StoreError, load_checkpoint

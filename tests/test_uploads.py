@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganlab.data import DataError
+from ganlab.dataset import DataError
 from ganlab.uploads import check_browser_path, save_upload, uploads_dir
 from ui.config_form import parse_config
 

@@ -27,7 +27,8 @@ from ganlab.config import (
     get_preset,
     parse_value,
 )
-from ganlab.data import DATASET_INFO, DataError, check_data_path, dataset_available
+from ganlab.data import DATASET_INFO, check_data_path, dataset_available
+from ganlab.dataset import DataError
 from ganlab.store import default_runs_dir
 from ganlab.uploads import check_browser_path, save_upload
 
