@@ -118,7 +118,7 @@ class RunRegistry:
         with self._lock:
             for run_id in [r for r in self._runs if r not in ids]:
                 self._runs.pop(run_id)   # deleted from disk by someone else
-        return sorted(runs, key=lambda r: r.created, reverse=True)
+        return sorted(runs, key=lambda r: (r.created, r.id), reverse=True)   # the id breaks ties: its time stamp
 
     def branch(self, run: Run, step: int | None = None, name: str | None = None, owner: str | None = None,
                **changes: Any) -> Run:

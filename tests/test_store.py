@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -129,6 +130,27 @@ def test_create_makes_unique_safe_directories(tmp_path):
         status = store.read_status()
         assert status["state"] == "created" and status["name"] == "../../evil name"
     assert leftovers(tmp_path) == []
+
+
+def test_run_ids_sort_in_creation_order_with_no_wait(tmp_path):
+    """Ids carry milliseconds and strictly increase within a process: no sleep between creations."""
+    names = ["zeta", "alpha", "mid", "alpha", "a"]
+    ids = [RunStore.create(tmp_path, name, TrainConfig()).run_id for name in names]
+    assert sorted(ids) == ids and len(set(ids)) == len(ids)
+    for rid, name in zip(ids, names):
+        assert re.fullmatch(rf"\d{{8}}-\d{{6}}-\d{{3}}-{name}", rid), rid
+
+
+def test_second_resolution_ids_still_load_and_list_by_creation(tmp_path):
+    from ganlab.registry import RunRegistry
+
+    old = RunStore.create(tmp_path, "old", TrainConfig())
+    legacy = tmp_path / "20240101-120000-old"     # the id format before milliseconds
+    old.path.rename(legacy)
+    new = RunStore.create(tmp_path, "new", TrainConfig())
+    reg = RunRegistry(tmp_path)
+    assert [r.id for r in reg.list()] == [new.run_id, legacy.name]
+    assert reg.get(legacy.name).name == "old" and sorted([new.run_id, legacy.name])[0] == legacy.name
 
 
 def test_status_update_and_unreadable_config(tmp_path):
