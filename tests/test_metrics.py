@@ -12,10 +12,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from ganlab import data as gdata
 from ganlab import metrics
 from ganlab.config import TrainConfig
 from ganlab.data import load_dataset
+from ganlab.data_specs import SPECS
 from ganlab.dataset import DataError
 from ganlab.metrics import (
     DigitClassifier,
@@ -186,7 +186,7 @@ def test_image_metrics_rejects_wrong_shapes(mnist_classifier, split):
 
 
 def test_fashion_without_data_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(gdata, "FASHION_DIR", tmp_path / "nowhere")
+    monkeypatch.setitem(SPECS["fashion"].params, "folder", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="Fashion-MNIST"):
         get_classifier("fashion", tmp_path)
     with pytest.raises(ValueError, match="not one of"):

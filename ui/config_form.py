@@ -27,7 +27,8 @@ from ganlab.config import (
     get_preset,
     parse_value,
 )
-from ganlab.data import DATASET_INFO, check_data_path, dataset_available
+from ganlab.data import check_data_path, dataset_available
+from ganlab.data_specs import SPECS
 from ganlab.dataset import DataError
 from ganlab.store import default_runs_dir
 from ganlab.uploads import check_browser_path, save_upload
@@ -136,7 +137,7 @@ def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> 
     if name in CHOICES:
         fmt = (lambda d: d if dataset_available(d)[0] else f"{d} (unavailable)") if name == "dataset" else str
         st.selectbox(label, CHOICES[name], key=wkey, format_func=fmt,
-                     help=DATASET_INFO.get(st.session_state[wkey]) if name == "dataset" else help_)
+                     help=getattr(SPECS.get(st.session_state[wkey]), "info", None) if name == "dataset" else help_)
     elif kind == "bool":
         st.checkbox(label, key=wkey, help=help_)
     elif kind == "int":

@@ -16,6 +16,7 @@ import streamlit as st
 
 from ganlab import charts, viz
 from ganlab.config import TrainConfig
+from ganlab.data_specs import SPECS
 from ganlab.runs import Run, RunView
 
 LIVE_EVERY = 1.0            # seconds between live refreshes while a run trains
@@ -212,7 +213,5 @@ def class_names(view: RunView) -> list[str]:
     if not view.cfg.conditional or snap is None or snap.labels is None or not len(snap.labels):
         return []
     n = int(np.max(snap.labels)) + 1
-    if view.cfg.dataset in ("fashion", "torchvision-fashion"):
-        from ganlab.data import FASHION_CLASSES
-        return list(FASHION_CLASSES[:n])
-    return [str(i) for i in range(n)] if not view.cfg.is_2d else [f"mode {i}" for i in range(n)]
+    names = SPECS[view.cfg.dataset].class_names
+    return list(names[:n]) if len(names) >= n else [str(i) for i in range(n)]
