@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .loss_specs import uses_sigmoid  # d_real / d_fake are probabilities only under a sigmoid loss
+from .loss_specs import loss_has  # d_real / d_fake are probabilities only under a sigmoid loss
 
 # --- thresholds (each with why) -----------------------------------------------------------------------------
 MIN_ROWS = 5                  # fewer rows than this say nothing about a trend
@@ -186,7 +186,7 @@ def _divergence(h: dict[str, np.ndarray]) -> list[Diagnosis]:
 
 
 def _vanishing(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
-    if loss != "minimax" or "d_fake" not in h or "grad_g" not in h:
+    if not loss_has(loss, "saturates") or "d_fake" not in h or "grad_g" not in h:
         return []
     early = _early(h["grad_g"])
     if not early > 0:
@@ -206,7 +206,7 @@ def _vanishing(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
 
 
 def _overpowering(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
-    if not uses_sigmoid(loss) or "d_real" not in h or "d_fake" not in h:
+    if not loss_has(loss, "uses_sigmoid") or "d_real" not in h or "d_fake" not in h:
         return []
     cond = (h["d_real"] > OVERPOWER_D_REAL) & (h["d_fake"] < OVERPOWER_D_FAKE)
     start, length = _trailing_run(h["step"], cond)
@@ -247,7 +247,7 @@ def _oscillation(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
     interval = float(np.median(np.diff(step[recent])))
     k = max(3, round(OSC_SMOOTH_STEPS / interval)) if interval > 0 else 3
     found = []
-    if uses_sigmoid(loss) and "d_fake" in h:
+    if loss_has(loss, "uses_sigmoid") and "d_fake" in h:
         n, amp, _ = _swings(h["d_fake"][recent], k)
         if n >= OSC_SWINGS and amp >= OSC_PROB_AMP:
             found.append(f"D(G(z)) swung back and forth {n} times over a range of {amp:.2f} in the last "

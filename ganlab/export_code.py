@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .control import COMMANDS
 from .data_specs import SPECS
 from .export import ExportError, open_store
+from .loss_specs import LOSS_SPECS
 from .models import LABEL_EMBED, _dcgan_init, _dcgan_plan
 from .store import RunStore, StoreError, read_jsonl, slug
 
@@ -317,7 +318,7 @@ def _nets(cfg: TrainConfig, shape: tuple[int, ...], flags: dict[str, bool], subs
                      f"nn.ReLU(True),   # {start << i} -> {start << i + 1} pixels")
             ch //= 2
         g.append(f"nn.Conv2d({ch}, {shape[0]}, 3, 1, 1), nn.Tanh(),")
-        bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp")   # as ganlab.models.build_models decides
+        bn = not (cfg.spectral_norm or LOSS_SPECS[cfg.loss].gradient_penalty)   # as models.build_models decides
         c_in, ch = shape[0], cfg.channels
         for i in range(ups):
             norm = (", bias=False", f" nn.BatchNorm2d({ch}),") if bn and i > 0 else ("", "")
@@ -376,7 +377,7 @@ def sections(run_dir) -> tuple[str, list[tuple[str, str, str]]]:
                  adam="adam" in (cfg.g_opt, cfg.d_opt), dcgan=cfg.model == "dcgan", is_2d=cfg.is_2d,
                  g_drop=cfg.model == "dense-dropout" and cfg.dropout > 0,
                  d_drop=cfg.model != "dcgan" and cfg.d_dropout > 0,
-                 smooth=cfg.label_smoothing > 0 and cfg.loss in ("minimax", "nonsaturating", "lsgan"))
+                 smooth=cfg.label_smoothing > 0 and LOSS_SPECS[cfg.loss].smooths_labels)
     opt = {"adam": "torch.optim.Adam({0}.parameters(), lr={0}_LR, betas=(BETA1, BETA2), fused=True)",
            "sgd": "torch.optim.SGD({0}.parameters(), lr={0}_LR, foreach=True)",
            "rmsprop": "torch.optim.RMSprop({0}.parameters(), lr={0}_LR, foreach=True)"}

@@ -13,23 +13,28 @@ from dataclasses import dataclass
 class LossSpec:
     name: str
     uses_sigmoid: bool        # D's output is a probability after sigmoid (its scores, histograms and diagnoses)
-    gradient_penalty: bool    # D's loss adds the WGAN-GP gradient penalty
+    gradient_penalty: bool    # D's loss adds the WGAN-GP gradient penalty (its critic gets no batch norm)
+    smooths_labels: bool      # one-sided label smoothing moves its real target (BCE and least squares)
+    saturates: bool           # G's loss goes flat when D wins (the minimax game's log(1 - D(G(z))))
     summary: str
 
 
 LOSS_SPECS: dict[str, LossSpec] = {spec.name: spec for spec in [
-    LossSpec("minimax", True, False,
+    LossSpec("minimax", True, False, True, True,
              "Original minimax game; G minimises log(1 - D(G(z))) and its gradient vanishes when D wins."),
-    LossSpec("nonsaturating", True, False,
+    LossSpec("nonsaturating", True, False, True, False,
              "Same game, G maximises log D(G(z)): strong gradients early on. The usual choice."),
-    LossSpec("lsgan", False, False, "Least squares to targets 1/0: penalises fakes far from the boundary."),
-    LossSpec("hinge", False, False, "Hinge loss on D (margin 1), -D(G(z)) for G; common with spectral norm."),
-    LossSpec("wgan-gp", False, True,
+    LossSpec("lsgan", False, False, True, False,
+             "Least squares to targets 1/0: penalises fakes far from the boundary."),
+    LossSpec("hinge", False, False, False, False,
+             "Hinge loss on D (margin 1), -D(G(z)) for G; common with spectral norm."),
+    LossSpec("wgan-gp", False, True, False, False,
              "Wasserstein critic with gradient penalty; D's gap estimates the Earth Mover's distance."),
 ]}
 
 
-def uses_sigmoid(loss: str) -> bool:
-    """Whether D's scores under `loss` are probabilities (False for a name that is not a loss)."""
+def loss_has(loss: str, fact: str) -> bool:
+    """Whether loss `loss` has `fact` (a LossSpec flag such as "uses_sigmoid"); False for a name that is no loss,
+    as a damaged run directory may hold."""
     spec = LOSS_SPECS.get(loss) if isinstance(loss, str) else None
-    return bool(spec and spec.uses_sigmoid)
+    return bool(spec and getattr(spec, fact))

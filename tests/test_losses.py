@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ganlab.config import LOSSES as CONFIG_LOSSES
+from ganlab.loss_specs import LOSS_SPECS, loss_has
 from ganlab.losses import (
     LOSSES,
     bce_d_loss,
@@ -162,3 +163,18 @@ def test_score_is_a_probability_only_for_bce_losses():
         assert not get_loss(name).uses_sigmoid
         assert torch.equal(get_loss(name).score(logits), logits)
 
+
+
+@pytest.mark.parametrize("name", CONFIG_LOSSES)
+def test_each_losss_registry_facts_match_what_its_functions_do(name):
+    spec, loss = LOSS_SPECS[name], get_loss(name)
+    real, fake = torch.tensor([0.5, 2.0, -1.0]), torch.tensor([-0.5, 1.0, 0.3])
+    # smooths_labels: one-sided smoothing moves D's loss exactly when the registry says it does
+    moved = not torch.allclose(loss.d_loss(real, fake, 0.2), loss.d_loss(real, fake, 0.0))
+    assert moved == spec.smooths_labels
+    # saturates: where D rejects a fake with logit -10, G's gradient is about 0 only for the saturating loss
+    logit = torch.tensor([-10.0], requires_grad=True)
+    loss.g_loss(logit).backward()
+    assert (abs(float(logit.grad)) < 1e-3) == spec.saturates
+    assert loss.gradient_penalty == spec.gradient_penalty and loss.uses_sigmoid == spec.uses_sigmoid
+    assert loss_has(name, "uses_sigmoid") == spec.uses_sigmoid and not loss_has("no-such-loss", "uses_sigmoid")

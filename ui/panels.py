@@ -9,6 +9,7 @@ import streamlit as st
 from ganlab import owners
 from ganlab.config import LIVE_FIELDS, ConfigError
 from ganlab.diagnose import diagnose
+from ganlab.loss_specs import LOSS_SPECS
 from ganlab.metrics import quality_rows
 from ganlab.runs import Run, RunView
 from ui import session
@@ -94,7 +95,7 @@ def _apply_live(run_id: str, names: tuple[str, ...]) -> None:
 
 def live_settings(run: Run, view: RunView) -> None:
     """Form for the settings a run accepts while it trains (LIVE_FIELDS); they apply from the next step."""
-    names = tuple(n for n in LIVE_FIELDS if n != "gp_lambda" or view.cfg.loss == "wgan-gp")
+    names = tuple(n for n in LIVE_FIELDS if n != "gp_lambda" or LOSS_SPECS[view.cfg.loss].gradient_penalty)
     with st.form(f"live-form-{run.id}", border=False):
         cols = st.columns(4)
         for i, name in enumerate(names):
