@@ -3,6 +3,8 @@ checkpoint download/upload, and exports (grid PNG, evolution GIF, metrics CSV, c
 a standalone PyTorch script or notebook)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from ganlab import downloads, export, export_code, owners
@@ -34,13 +36,20 @@ def _allowed(run_id: str, action: str) -> None:
     owners.check(registry().get(run_id).owner, session.me(), action)
 
 
-def _rename(run_id: str) -> None:
+def _attempt(failed: str, action: Callable[[], str], errors: tuple = (KeyError, StoreError, OSError)) -> None:
+    """Run a button's action: flash the text it returns, or `failed: why` (a refused action changes nothing)."""
     try:
+        _flash("success", action())
+    except errors as e:
+        _flash("error", f"{failed}: {e}")
+
+
+def _rename(run_id: str) -> None:
+    def rename() -> str:
         _allowed(run_id, "rename")
         registry().rename(run_id, st.session_state[f"runs.name.{run_id}"])
-        _flash("success", "Renamed.")
-    except (KeyError, StoreError, OSError) as e:
-        _flash("error", f"Rename failed: {e}")
+        return "Renamed."
+    _attempt("Rename failed", rename)
 
 
 def _ask_delete(run_id: str | None) -> None:
@@ -49,32 +58,30 @@ def _ask_delete(run_id: str | None) -> None:
 
 def _delete(run_id: str) -> None:
     st.session_state.pop(CONFIRM, None)
-    try:
+
+    def delete() -> str:
         _allowed(run_id, "delete")
         name = registry().get(run_id).name
         registry().delete(run_id)
-        _flash("success", f"Deleted {name}.")
-    except (KeyError, StoreError, OSError) as e:
-        _flash("error", f"Delete failed: {e}")
+        return f"Deleted {name}."
+    _attempt("Delete failed", delete)
 
 
 def _delete_unreadable(run_id: str) -> None:
-    try:
+    def delete() -> str:
         if not session.me().instructor:
             raise owners.NotAllowed("only the instructor can delete a run directory nobody can read")
         registry().delete(run_id)
-        _flash("success", f"Deleted the unreadable run {run_id}.")
-    except (KeyError, StoreError, OSError) as e:
-        _flash("error", f"Delete failed: {e}")
+        return f"Deleted the unreadable run {run_id}."
+    _attempt("Delete failed", delete)
 
 
 def _resume(run_id: str) -> None:
-    try:
+    def resume() -> str:
         _allowed(run_id, "resume")
         registry().get(run_id).start()
-        _flash("success", "Resumed from the last checkpoint: watch it on Train.")
-    except (KeyError, RuntimeError, StoreError, OSError) as e:
-        _flash("error", f"Resume failed: {e}")
+        return "Resumed from the last checkpoint: watch it on Train."
+    _attempt("Resume failed", resume, (KeyError, RuntimeError, StoreError, OSError))
 
 
 def _branch(run_id: str) -> None:
