@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_util import tiny, wait_for
+from engine_util import settled, tiny, wait_for
 
 from ganlab import control, executor
 from ganlab.registry import RunRegistry
@@ -83,9 +83,9 @@ def test_one_control_path_on_every_backend(backend_reg):
     wait_for(lambda: run.state == "running" and run.step > 20, "the worker to train", 120)
     run.pause()
     wait_for(lambda: run.state == "paused", "pause to take effect")
-    time.sleep(0.3)
-    step, rows = run.step, _rows(run)
-    time.sleep(0.5)
+    step = settled(lambda: run.step, "the paused worker's step to settle")
+    rows = _rows(run)
+    time.sleep(0.5)   # nothing to wait for: the check is that no step happens in this time
     assert run.step == step, "a paused worker trains no further"
     run.request_step("d")
     wait_for(lambda: _rows(run) == rows + 1, "one D step to be recorded")
@@ -128,7 +128,7 @@ def test_cap_holds_across_registries(tmp_path):
         wait_for(lambda: first.state == "running", "the first run to train", 120)
         second = b.create(tiny(), "second")
         wait_for(lambda: second.state == "queued" and second.message.startswith("queued:"), "the second to queue")
-        time.sleep(1.0)
+        time.sleep(1.0)   # nothing to wait for: the check is that the queued run does not start in this time
         assert second.state == "queued" and second.step == 0
         assert control.slot_holders(a.runs_dir, 1) == [first.id]
         # the other registry sees the queued run and can stop it; a start there queues it again

@@ -6,11 +6,11 @@ Fragments' run_every timers never fire here, so a test calls run() again to see 
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from apptest_util import echarts
+from engine_util import settled, wait_for
 from streamlit.testing.v1 import AppTest
 
 from ganlab.charts import series_rows
@@ -24,15 +24,16 @@ PAGES = ["pages/1_Train.py", "pages/2_Samples.py", "pages/3_Latent.py", "pages/4
 TIMEOUT = 60   # AppTest's default is 3 s; a page that builds a run or loads MNIST needs more on a busy CPU
 
 
-def wait_for(run: Run, done, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_view(run: Run, done, timeout: float = 60.0):
+    """run.view() once `done(view)` holds; a timeout says where the run is (state, message, step)."""
+    def ready():
         view = run.view()
-        if done(view):
-            return view
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; run {run.id} is {view.state} ({view.message}) at step {view.step}")
-        time.sleep(0.1)
+        return view if done(view) else None
+
+    def where() -> str:
+        v = run.view(with_snapshots=False)
+        return f"run {run.id}, which is {v.state} ({v.message}) at step {v.step}"
+    return wait_for(ready, where, timeout, every=0.1)
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def ring_run(lab: RunRegistry) -> Run:
     """A 2D ring8 run that keeps training through the test (stopped by the lab fixture)."""
     cfg = get_preset("ring8").config(steps=100_000, snapshot_every=20, stats_every=5, batch_size=64)
     run = lab.create(cfg, "ring")
-    wait_for(run, lambda v: len(v.snapshots) >= 2 and len(v.history["step"]) >= 2)
+    wait_view(run, lambda v: len(v.snapshots) >= 2 and len(v.history["step"]) >= 2)
     return run
 
 
@@ -49,7 +50,7 @@ def image_run(lab: RunRegistry) -> Run:
     """A tiny MNIST MLP run, finished (one snapshot at step 0, one at the end)."""
     cfg = get_preset("mnist-mlp").config(batch_size=16, steps=20, g_layers=(32,), d_layers=(32,))
     run = lab.create(cfg, "digits")
-    wait_for(run, lambda v: v.state in ("finished", "failed"))
+    wait_view(run, lambda v: v.state in ("finished", "failed"))
     assert run.view().state == "finished", run.view().message
     return run
 
@@ -121,7 +122,7 @@ def test_pages_render_with_an_image_run(image_run: Run, path: str) -> None:
 def test_buttons_change_the_run_state(lab: RunRegistry) -> None:
     cfg = get_preset("ring8").config(steps=100_000, stats_every=5, batch_size=64)
     run = lab.create(cfg, "buttons", start=True, paused=True)
-    wait_for(run, lambda v: v.state == "paused")
+    wait_view(run, lambda v: v.state == "paused")
     at = open_page("pages/1_Train.py", run.id)
     assert_clean(at)
     assert at.button(key="train-resume").disabled is False and at.button(key="train-pause").disabled is True
@@ -131,7 +132,8 @@ def test_buttons_change_the_run_state(lab: RunRegistry) -> None:
     at.button(key="train-pause").click().run()
     assert run.view().state == "paused"
 
-    time.sleep(1.0)   # the thread may still finish the update it was in when Pause was pressed
+    # the worker may still finish the update it was in when Pause was pressed: wait until the step stays put
+    settled(lambda: run.view(with_snapshots=False).step, "the paused run's step to settle")
     before = run.view()
     at.button(key="train-both").click().run()
     assert run.view().step == before.step + 1
@@ -243,7 +245,7 @@ def test_samples_play_walks_through_the_snapshots(image_run: Run) -> None:
 
 def test_latent_class_picker_for_a_conditional_run(lab: RunRegistry) -> None:
     run = lab.create(get_preset("ring8").config(conditional=True, steps=10), "cond")
-    wait_for(run, lambda v: v.state == "finished", timeout=60)
+    wait_view(run, lambda v: v.state == "finished", timeout=60)
     at = open_page("pages/3_Latent.py", run.id)
     assert_clean(at)
     picker = at.selectbox(key=f"lat.{run.id}.class")
@@ -264,7 +266,7 @@ def test_home_disables_a_preset_whose_dataset_is_missing(lab: RunRegistry, monke
 
 @pytest.mark.parametrize("path", ["pages/1_Train.py", "pages/4_Discriminator.py"])
 def test_2d_pages_show_fakes_per_mode_with_the_covered_line(ring_run: Run, path: str) -> None:
-    wait_for(ring_run, lambda v: any(q.get("mode_counts") for q in v.quality))
+    wait_view(ring_run, lambda v: any(q.get("mode_counts") for q in v.quality))
     at = open_page(path, ring_run.id)
     assert_clean(at)
     bars = [s for s in echarts(at) if s.get("title", {}).get("text", "").startswith("Fakes per mode")]

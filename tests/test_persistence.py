@@ -12,11 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from engine_util import wait_for
 
 from ganlab.cli import main
 from ganlab.config import get_preset
@@ -33,16 +33,6 @@ TINY = dict(steps=40, batch_size=64, g_layers=(16, 16), d_layers=(16, 16), stats
 
 def tiny_cfg(**kw):
     return get_preset("ring8").config(**{**TINY, **kw})
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def finished_run(reg: RunRegistry, name: str, **kw):
@@ -69,18 +59,19 @@ def test_killed_training_process_is_listed_interrupted_and_resumes(tmp_path):
         return value
 
     try:
-        run_dir = wait_for(lambda: alive(next(iter(tmp_path.glob("*/config.json")), None)), 90,
-                           "the run directory").parent
+        run_dir = wait_for(lambda: alive(next(iter(tmp_path.glob("*/config.json")), None)),
+                           "the run directory", 90, every=0.2).parent
         wait_for(lambda: alive(read_jsonl(run_dir / "history.jsonl") and [p for p in (run_dir / "checkpoints").glob(
-            "*.pt") if not p.name.endswith("000000000.pt")]), 120, "history rows and a checkpoint after step 0")
+            "*.pt") if not p.name.endswith("000000000.pt")]), "history rows and a checkpoint after step 0", 120,
+            every=0.2)
 
         # another process's live run appears in a registry of ours, and follows it as it trains
         follower = RunRegistry(tmp_path)
         (run,) = follower.list()
         first = run.view(with_snapshots=False)
         assert first.state == "running" and first.name == "killed" and run.alive, "its worker is seen from here"
-        wait_for(lambda: run.view(with_snapshots=False).step > first.step, 60, "the followed run's step to grow",
-                 every=0.6)
+        wait_for(lambda: run.view(with_snapshots=False).step > first.step,
+                 f"the followed run's step to grow past {first.step}", 60, every=0.6)
         assert len(run.view().history["step"]) >= len(first.history["step"])
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -88,7 +79,8 @@ def test_killed_training_process_is_listed_interrupted_and_resumes(tmp_path):
 
     rows_on_disk = read_jsonl(run_dir / "history.jsonl")   # whatever the process managed to append
     ckpt = max(int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*.pt"))
-    wait_for(lambda: run.view(with_snapshots=False).state == "interrupted", 10, "the follower to notice", every=0.6)
+    wait_for(lambda: run.view(with_snapshots=False).state == "interrupted",
+             lambda: f"the follower to notice (it says {run.view(with_snapshots=False).state})", 10, every=0.6)
 
     reg = RunRegistry(tmp_path)                 # a fresh process's view: e.g. the app after a restart
     (again,) = reg.list()
@@ -100,12 +92,14 @@ def test_killed_training_process_is_listed_interrupted_and_resumes(tmp_path):
 
     again.start(paused=True)                    # Resume: continue from the last checkpoint, paused
     try:
-        wait_for(lambda: again.view(with_snapshots=False).state == "paused", 60, "the resumed run to pause")
+        wait_for(lambda: again.view(with_snapshots=False).state == "paused", "the resumed run to pause", 60,
+                 every=0.2)
         resumed = again.view(with_snapshots=False)
         assert resumed.step == ckpt
         assert resumed.history["step"].max() <= ckpt      # rows written after the checkpoint are gone
         again.request_step("both")
-        wait_for(lambda: again.view(with_snapshots=False).step == ckpt + 1, 60, "one step after the resume")
+        wait_for(lambda: again.view(with_snapshots=False).step == ckpt + 1, "one step after the resume", 60,
+                 every=0.2)
     finally:
         again.stop(wait=30)
     assert again.state == "stopped" and again.store.checkpoint_steps()[-1] == ckpt + 1
@@ -235,7 +229,8 @@ def test_upload_continues_training_or_opens_paused_for_exploring(tmp_path):
     up = check_upload(data)
     assert up.full and up.step == 20 and up.cfg == parent.cfg
     explore = create_from_upload(reg, up, "src-step20.pt", explore=True)
-    wait_for(lambda: explore.view(with_snapshots=False).state == "paused", 60, "the explore run to pause")
+    wait_for(lambda: explore.view(with_snapshots=False).state == "paused", "the explore run to pause", 60,
+             every=0.2)
     assert explore.step == 20 and explore.view().latest.step == 20 and explore.generate(
         torch.zeros(3, parent.cfg.noise_dim).numpy()).shape == (3, 2)
     explore.stop(wait=30)

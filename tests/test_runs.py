@@ -2,7 +2,8 @@
 steps, resume, stop, finish), run directories reopened by a new registry, the active-run cap, failures and
 divergence that end one run with a message, a hammer of concurrent commands, and branches that continue exactly.
 
-Waits poll with a deadline (the machine is shared and slow at times); nothing relies on a fixed sleep."""
+Waits poll with a deadline (engine_util.wait_for: the machine is shared and slow at times); a fixed sleep only
+where a test checks that nothing happens in that time."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from engine_util import TIMEOUT, tiny, wait_for
+from engine_util import TIMEOUT, settled, tiny, wait_for
 
 from ganlab.config import TrainConfig
 from ganlab.registry import RunRegistry, get_registry
@@ -27,19 +28,6 @@ torch.set_num_threads(1)
 
 def rows(run: Run) -> int:
     return len(run.view(with_snapshots=False).history["step"])
-
-
-def settled_step(run: Run) -> int:
-    """The step once it has stopped changing for 0.3 s (a paused run may finish the update it was in)."""
-    last, since = run.step, time.monotonic()
-    deadline = since + TIMEOUT
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        if run.step != last:
-            last, since = run.step, time.monotonic()
-        elif time.monotonic() - since > 0.3:
-            return last
-    raise AssertionError("step never settled")
 
 
 def finished(run: Run) -> bool:
@@ -59,8 +47,8 @@ def test_start_pause_single_steps_resume_stop(reg):
     wait_for(lambda: run.state == "running" and run.step > 3, "the run to train")
     run.pause()
     wait_for(lambda: run.view().state == "paused", "the worker to pause")
-    step = settled_step(run)
-    time.sleep(0.3)
+    step = settled(lambda: run.step, "the paused run's step to settle")
+    time.sleep(0.3)   # nothing to wait for: the check is that no step happens in this time
     assert run.step == step, "a paused run must not train"
 
     n = rows(run)
