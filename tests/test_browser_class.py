@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from conftest import VIEWPORT, serve_app
+from engine_util import wait_for
 from playwright.sync_api import expect
 
 from browser_util import SCREENSHOT_DIR, assert_no_exception, screenshot, wait_connected
@@ -27,10 +28,8 @@ pytestmark = pytest.mark.browser
 def _finished_run(runs_dir: Path, name: str, steps: int = 60, reg: RunRegistry | None = None):
     reg = reg or RunRegistry(runs_dir, executor="thread")
     run = reg.create(get_preset("ring8").config().replace(steps=steps, snapshot_every=20), name)
-    deadline = time.monotonic() + 120
-    while run.summary().state != "finished":
-        assert time.monotonic() < deadline, f"{name} did not finish: {run.summary().state}"
-        time.sleep(0.1)
+    wait_for(lambda: run.summary().state == "finished", lambda: f"{name} to finish; it is {run.summary().state}",
+             120, every=0.1)
     return run
 
 
@@ -169,10 +168,9 @@ def test_forty_runs_on_the_class_page_refresh_every_two_seconds(tmp_path: Path, 
     reg = RunRegistry(runs, max_active=4, executor="thread")
     made = [reg.create(get_preset("ring8").config().replace(steps=30, snapshot_every=10, seed=i), f"student-{i}")
             for i in range(40)]
-    deadline = time.monotonic() + 300
-    while any(r.summary().state != "finished" for r in made):
-        assert time.monotonic() < deadline, "the 40 small runs did not finish"
-        time.sleep(0.2)
+    wait_for(lambda: all(r.summary().state == "finished" for r in made),
+             lambda: f"the 40 small runs to finish ({sum(r.summary().state == 'finished' for r in made)} did)", 300,
+             every=0.2)
     with serve_app(runs, tmp_path / "streamlit.log") as url:
         ctx = chromium_browser.new_context(viewport=VIEWPORT)
         try:

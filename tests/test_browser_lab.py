@@ -7,10 +7,10 @@ content changes (a remount would be a blank frame, i.e. flicker).
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
+from engine_util import wait_for
 
 from browser_util import assert_no_exception, screenshot, wait_connected, wait_script_finished
 from ganlab.config import get_preset
@@ -35,13 +35,11 @@ def _tag(page, key: str) -> None:
 
 
 def _wait_changed(page, key: str, before: bytes, timeout_s: float = LIVE_TIMEOUT_S) -> bytes:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """The chart's new pixels, once they differ from `before` (a screenshot a second: they are not cheap)."""
+    def changed() -> bytes | None:
         now = _canvas(page, key).screenshot()
-        if now != before:
-            return now
-        time.sleep(1.0)
-    raise AssertionError(f"chart {key!r} did not change in {timeout_s:.0f} s")
+        return now if now != before else None
+    return wait_for(changed, f"chart {key!r} to change", timeout_s, every=1.0)
 
 
 def _metric_step(page) -> int:
@@ -65,9 +63,8 @@ def test_ring8_quick_start_updates_live_without_remounting(streamlit_server: str
     assert_no_exception(page)
 
     # Training moves the step counter and redraws the loss chart in the same canvas element.
-    deadline = time.monotonic() + LIVE_TIMEOUT_S
-    while _metric_step(page) < 20 and time.monotonic() < deadline:
-        time.sleep(1.0)
+    wait_for(lambda: _metric_step(page) >= 20, lambda: f"step 20 (the page shows {_metric_step(page)})",
+             LIVE_TIMEOUT_S, every=1.0)
     step0 = _metric_step(page)
     _tag(page, "train-loss")
     first = _canvas(page, "train-loss").screenshot()
@@ -134,10 +131,7 @@ def test_latent_slider_changes_the_image_and_every_page_renders(streamlit_server
     for _ in range(20):          # 20 x 0.05: a whole unit along z[0]
         page.keyboard.press("ArrowRight")
     wait_script_finished(page)
-    deadline = time.monotonic() + 30
-    while image.get_attribute("src") == before and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert image.get_attribute("src") != before, "moving z[0] did not change the generated image"
+    wait_for(lambda: image.get_attribute("src") != before, "moving z[0] to change the generated image", 30, every=0.5)
     assert_no_exception(page)
     screenshot(page, "lab-latent")
 

@@ -9,11 +9,11 @@ its websocket there, so they stay 404 and the test names them exactly: any other
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from engine_util import wait_for
 
 from browser_util import assert_no_exception, wait_connected
 from ganlab.bench_watch import ENDLESS
@@ -39,9 +39,8 @@ def test_pages_on_a_live_run_stay_on_the_server_and_the_log_stays_quiet(
     page.on("requestfailed", lambda r: failures.append(f"failed ({r.failure}) {r.url}"))
     server = urlsplit(streamlit_server).netloc
     try:
-        deadline = time.monotonic() + 120
-        while run.summary().step < 50 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: run.summary().step >= 50, lambda: f"step 50 (the run is at {run.summary().step})", 120,
+                 every=0.2)
         size0 = server_log.stat().st_size
         for name in PAGES:
             page.goto(f"{streamlit_server}/{name}?run={run.id}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
+from engine_util import wait_for
 
 from browser_util import assert_no_exception, screenshot, wait_connected, wait_script_finished
 from ganlab.config import get_preset
@@ -29,7 +29,6 @@ def finished(runs_dir: Path, name: str, **kw):
 
 def test_compare_two_finished_runs(streamlit_server: str, runs_dir: Path, browser_page) -> None:
     a = finished(runs_dir, "cmp nonsaturating")
-    time.sleep(1.1)   # run ids carry the second: b is the newest, a the next
     b = finished(runs_dir, "cmp hinge", loss="hinge")
     page = browser_page
     page.goto(f"{streamlit_server}/Compare?run={b.id}")
@@ -79,9 +78,8 @@ def test_branch_from_runs_page_then_compare_parent_and_child(streamlit_server: s
 
     (child_id,) = child_dirs()
     child = get_registry(runs_dir).get(child_id)
-    deadline = time.monotonic() + 120
-    while child.view(with_snapshots=False).state not in ("finished", "failed") and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: child.view(with_snapshots=False).state in ("finished", "failed"),
+             lambda: f"the branch to end; it is {child.view(with_snapshots=False).state}", 120, every=0.5)
     view = child.view(with_snapshots=False)
     assert view.state == "finished" and view.cfg.loss == "hinge", view.message
 

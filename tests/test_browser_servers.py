@@ -7,10 +7,10 @@ directory and the worker, never in either server.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
+from engine_util import wait_for
 
 from browser_util import assert_no_exception, wait_connected, wait_script_finished
 from ganlab.store import RunStore
@@ -27,12 +27,8 @@ def _status(runs_dir: Path, run_id: str) -> dict:
 
 
 def _wait_state(runs_dir: Path, run_id: str, state: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _status(runs_dir, run_id).get("state") == state:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not become {state}: {_status(runs_dir, run_id)}")
+    wait_for(lambda: _status(runs_dir, run_id).get("state") == state,
+             lambda: f"run {run_id} to become {state}; its status: {_status(runs_dir, run_id)}", timeout, every=0.1)
 
 
 def test_a_run_started_on_one_server_is_paused_and_resumed_from_another(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from engine_util import wait_for
 
 from browser_util import assert_no_exception, wait_connected, wait_script_finished
 from ganlab import control
@@ -53,15 +53,15 @@ def _start_on_upload(page, base: str, upload: Path, runs_dir: Path, name: str) -
     page.get_by_text(re.compile(r"ready: press Start")).first.wait_for(timeout=30_000)
     page.get_by_label("Run name").first.fill(name)
     page.get_by_role("button", name="Start new run").click()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+
+    def trained() -> str | None:
         for d in runs_dir.iterdir():
             status = RunStore(d).read_status()
             if status.get("name") == name and status.get("state") in ("running", "finished") and \
                     (d / "history.jsonl").exists():
                 return d.name
-        time.sleep(0.3)
-    raise AssertionError(f"no run {name!r} trained")
+        return None
+    return wait_for(trained, f"a run {name!r} to train", 90, every=0.3)
 
 
 def test_student_uploads_data_and_a_hostile_checkpoint(streamlit_server: str, runs_dir: Path, chromium_browser,
