@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from ganlab.charts import series_rows
 from ganlab.config import TrainConfig, get_preset
+from ganlab.data_specs import SPECS
 from ganlab.registry import RunRegistry
 from ganlab.runs import Run
 from ui.config_form import FORM_GROUPS, parse_config, widget_value
@@ -257,7 +258,7 @@ def test_latent_class_picker_for_a_conditional_run(lab: RunRegistry) -> None:
 
 
 def test_home_disables_a_preset_whose_dataset_is_missing(lab: RunRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ganlab.data.fashion_dir", lambda: None)   # as on a machine without the Debian package
+    monkeypatch.setitem(SPECS["fashion"].params, "folder", "/nowhere")   # as on a machine without the Debian package
     at = open_page()
     assert_clean(at)
     assert at.button(key="quick-fashion-dcgan").disabled and not at.button(key="quick-mnist-mlp").disabled
