@@ -103,7 +103,7 @@ class _Readers:
         view = self.run.view()
         snap = view.latest
         try:
-            from . import charts, viz
+            from . import charts, montage
         except ImportError:    # no drawing modules: touch the arrays a page would send
             float(sum(np.nansum(a) for a in view.history.values()))
             return
@@ -115,8 +115,8 @@ class _Readers:
             charts.wire(option)   # what st.echarts_chart serialises for each session
         if snap is not None and not snap.is_2d:
             from PIL import Image
-            tile = viz.montage(snap.fake[:64])
-            img = viz.upscale(tile, max(1, 420 // max(tile.shape[:2])))   # as ui.live.show_montage
+            tile = montage.montage(snap.fake[:64])
+            img = montage.upscale(tile, max(1, 420 // max(tile.shape[:2])))   # as ui.live.show_montage
             Image.fromarray(img).save(io.BytesIO(), format="PNG")          # st.image(..., output_format="PNG")
         self.draws += 1
 

@@ -1,11 +1,11 @@
 """ECharts option builders for the charts that update live (pure: numpy in, JSON-ready dicts out).
 
-Why a second chart module next to viz.py (plotly): in Streamlit 1.67 a keyed `st.plotly_chart` still gets a
-new element id whenever its figure changes (the id hashes the spec), and the browser remounts it: a blank
-chart for 50-300 ms on every refresh, measured in Chromium on this app. A keyed `st.echarts_chart` keeps
-its identity when the spec changes and updates the same canvas in place (no DOM change at all at 2 Hz).
-So everything drawn inside a live fragment (history curves, D histograms, 2D views) is built here; viz.py
-keeps the plotly figures for pages that redraw only on user input.
+Why ECharts and not plotly: in Streamlit 1.67 a keyed `st.plotly_chart` still gets a new element id whenever
+its figure changes (the id hashes the spec), and the browser remounts it: a blank chart for 50-300 ms on every
+refresh, measured in Chromium on this app. A keyed `st.echarts_chart` keeps its identity when the spec changes
+and updates the same canvas in place (no DOM change at all at 2 Hz). So every chart a page draws is built
+here (history curves, D histograms, the 2D views of the live pages, the Latent page and Compare); plotly is
+left to the exported HTML report (ganlab.figures). Colours, sizes and the 2D geometry come from ganlab.viz.
 
 The big arrays (history curves, the D field, real and fake points) travel as `dataset.source` Arrow tables,
 which st.echarts_chart sends as binary Arrow, and series pick columns by name (`encode`). Streamlit
@@ -32,13 +32,13 @@ from .viz import (
     LAYERS_2D,
     REAL_COLOR,
     arrows,
+    check_layers,
     extent_of,
     fakes_outside,
     manifold_lines,
     thin,
 )
 
-CHART_HEIGHT = 280
 LIVE_POINTS = 500           # points per curve sent each refresh (history is thinned to this)
 SQUARE_SIDE = 448           # plot area of the 2D views, pixels: 7 px per cell of the 64x64 D field (no seams)
 MARGIN = {"left": 45, "top": 48, "right": 15, "bottom": 30}
@@ -216,33 +216,53 @@ def _square_axis(lo: float, hi: float) -> dict:
             "axisLabel": {"showMinLabel": False, "showMaxLabel": False}}
 
 
-def layered_2d_chart(snapshot, layers: Iterable[str] = LAYERS_2D, side: int = SQUARE_SIDE) -> dict:
+def view_extent(snapshot) -> tuple[float, float]:
+    """The square (lo, hi) a 2D chart shows of `snapshot` on its own: D's field with its edge cells whole (half a
+    cell beyond the first and last centre), else the points' spread."""
+    lo, hi = extent_of(snapshot)
+    xs = snapshot.field_xs
+    if xs is not None and len(xs) > 1:
+        half = (xs[1] - xs[0]) / 2
+        lo, hi = lo - half, hi + half
+    return float(lo), float(hi)
+
+
+def _field_grid(field: tuple[float, float], view: tuple[float, float], side: int) -> dict:
+    """The pixel rectangle where D's field lies inside a `side`-pixel view of the square `view`."""
+    (a, b), (lo, hi) = field, view
+    px = side / (hi - lo)
+    return {"left": round(MARGIN["left"] + (a - lo) * px, 2), "top": round(MARGIN["top"] + (hi - b) * px, 2),
+            "width": round((b - a) * px, 2), "height": round((b - a) * px, 2)}
+
+
+def layered_2d_chart(snapshot, layers: Iterable[str] = LAYERS_2D, side: int = SQUARE_SIDE,
+                     extent: tuple[float, float] | None = None, title: str | None = None, legend: bool = True) -> dict:
     """D's score field (heatmap), real and fake points, G's manifold and the gradient arrows, as chosen.
 
     The heatmap sits on a hidden category grid laid exactly under the value grid of the other layers: cell i
-    is centred on field_xs[i] when the value axis spans half a cell beyond the first and last centre.
+    is centred on field_xs[i] when the value axis spans half a cell beyond the first and last centre
+    (`view_extent`). `extent` shows the square (lo, hi) instead, which must hold view_extent(snapshot): Compare
+    puts every run on the same axes, and the category grid then covers only the field's part of the view.
+    `title` replaces "Step N"; `legend=False` leaves the legend out (Compare's narrow views, whose layers the
+    page names).
     """
-    layers = set(layers)
-    unknown = layers - set(LAYERS_2D)
-    if unknown:
-        raise ValueError(f"unknown 2D layer(s) {sorted(unknown)}; choose from {', '.join(LAYERS_2D)}")
-    lo, hi = extent_of(snapshot)
+    layers = check_layers(layers)
+    own = view_extent(snapshot)
+    lo, hi = extent if extent is not None else own
     has_field = "field" in layers and snapshot.field is not None
-    if snapshot.field_xs is not None and len(snapshot.field_xs) > 1:
-        half = (snapshot.field_xs[1] - snapshot.field_xs[0]) / 2
-        lo, hi = lo - half, hi + half
     grid = {"left": MARGIN["left"], "top": MARGIN["top"], "width": side, "height": side}
     value_axis = {**_square_axis(lo, hi), "gridIndex": 1}
     n = len(snapshot.field_xs) if snapshot.field_xs is not None else 1
     cats = {"type": "category", "data": [str(i) for i in range(n)], "show": False, "gridIndex": 0}
     on_values = {"xAxisIndex": 1, "yAxisIndex": 1}
     series: list[dict] = []
-    title = {**_title(f"Step {snapshot.step:,}"), "subtext": fakes_outside(snapshot, extent_of(snapshot)),
-             "subtextStyle": {"color": "#b2182b"}, "itemGap": 4}
+    heading = {**_title(title or f"Step {snapshot.step:,}"), "subtext": fakes_outside(snapshot, (lo, hi)),
+               "subtextStyle": {"color": "#b2182b"}, "itemGap": 4}
     datasets: list[dict] = []
-    option: dict = {"animation": False, "title": title,
-                    "legend": {"top": 0, "right": 10 + (COLORBAR_WIDTH if has_field else 0)},
-                    "grid": [grid, grid], "xAxis": [cats, dict(value_axis)], "yAxis": [dict(cats), dict(value_axis)],
+    option: dict = {"animation": False, "title": heading,
+                    "legend": {"show": legend, "top": 0, "right": 10 + (COLORBAR_WIDTH if has_field else 0)},
+                    "grid": [grid if extent is None else _field_grid(own, (lo, hi), side), grid],
+                    "xAxis": [cats, dict(value_axis)], "yAxis": [dict(cats), dict(value_axis)],
                     "dataset": datasets, "series": series}
 
     def points_dataset(p: np.ndarray) -> dict:
@@ -276,7 +296,7 @@ def layered_2d_chart(snapshot, layers: Iterable[str] = LAYERS_2D, side: int = SQ
         series.append({"type": "scatter", "name": "fake", **on_values, **points_dataset(snapshot.fake),
                        "symbolSize": 4, "itemStyle": {"color": FAKE_COLOR, "opacity": 0.75}})
     if "grads" in layers and snapshot.grads is not None:
-        starts, ends = arrows(snapshot.fake, snapshot.grads, extent_of(snapshot))
+        starts, ends = arrows(snapshot.fake, snapshot.grads, (lo, hi))
         segs = [{"coords": [a, b]} for a, b in zip(_points(starts), _points(ends))]
         series.append({"type": "lines", "name": "G's gradient", "coordinateSystem": "cartesian2d", **on_values,
                        "symbol": ["none", "arrow"], "symbolSize": 6, "clip": True, "data": segs,

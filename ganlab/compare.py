@@ -3,19 +3,20 @@ on shared axes, a quality table, and a child run drawn growing out of its parent
 
 Pure functions of RunView data (numpy histories, Snapshots) -> chart specs or plain rows, so the Compare
 page stays thin and all of it is testable without a browser. Each run keeps one colour on every chart;
-line type tells the series apart (D solid, G dashed; real solid, fake dotted). Curves are ECharts options
-(ganlab.charts: a keyed chart updates in place while runs train); the side-by-side 2D views are plotly
-figures (ganlab.viz), because they must share axes across runs whose D fields cover different squares.
+line type tells the series apart (D solid, G dashed; real solid, fake dotted). Everything is drawn with
+ganlab.charts' ECharts options, as on the live pages (a keyed chart updates in place while runs train): the
+curves here, and the side-by-side 2D views as charts.layered_2d_chart on the one square `shared_extent` gives
+every run, so views of runs whose D fields cover different squares line up point for point.
 """
 from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 
-from . import charts, viz
+from . import charts
 from .snapshots import Snapshot
+from .viz import has_values
 
 RUN_COLORS = ("#4c78a8", "#e45756", "#54a24b", "#b279a2", "#f58518", "#72b7b2")
 PARENT_COLOR = "#7f7f7f"     # a parent that is not one of the compared runs
@@ -24,6 +25,8 @@ LOSS_SERIES = (("loss_d", "D loss", "solid"), ("loss_g", "G loss", "dashed"))
 SCORE_SERIES = (("d_real", "D(x) real", "solid"), ("d_fake", "D(G(z)) fake", "dotted"))
 OVERLAY_HEIGHT = 320        # chart height without the legend rows
 LEGEND_ROW = 24
+VIEW_SIDE = 300             # plot side of every 2D view, pixels: one unit of the shared axes is as long in each
+VIEWS_PER_ROW = 2           # 2D views in a row: with their colour scales, four in a row would be unreadably small
 
 History = Mapping[str, np.ndarray]
 
@@ -62,7 +65,7 @@ def overlay_chart(runs: Sequence[tuple[str, History]], series: Iterable[tuple[st
     lines = []
     for i, (label, hist) in enumerate(runs):
         for key, name, dash in series:
-            if not viz.has_values(hist, key):
+            if not has_values(hist, key):
                 continue   # e.g. D(G(z)) of a run that has not recorded it: no empty legend entry
             colour = colors[i] if colors is not None else run_color(i)
             single = charts.line_chart(hist, [(key, f"{label}: {name}", colour)], title, ytitle)
@@ -139,24 +142,12 @@ def snapshot_at(snaps: Sequence[Snapshot], epoch: int, by: str = "epoch") -> Sna
 
 
 def shared_extent(snaps: Iterable[Snapshot | None]) -> tuple[float, float] | None:
-    """One square view (lo, hi) that holds every 2D snapshot's view (None when there is no 2D snapshot)."""
-    extents = [viz.extent_of(s) for s in snaps if s is not None and s.is_2d]
+    """One square view (lo, hi) that holds every 2D snapshot's own chart view (None when there is no 2D
+    snapshot): the `extent` of charts.layered_2d_chart for each of them."""
+    extents = [charts.view_extent(s) for s in snaps if s is not None and s.is_2d]
     if not extents:
         return None
     return min(e[0] for e in extents), max(e[1] for e in extents)
-
-
-def layered_on(snap: Snapshot, extent: tuple[float, float] | None, layers: Iterable[str] = viz.LAYERS_2D,
-               title: str | None = None, height: int = 400) -> go.Figure:
-    """viz.layered_2d_figure on the given square axes, so side-by-side views line up point for point."""
-    fig = viz.layered_2d_figure(snap, layers)
-    if extent is not None:
-        fig.update_xaxes(range=list(extent))
-        fig.update_yaxes(range=list(extent))
-    fig.update_layout(height=height, showlegend=False)
-    if title:
-        fig.update_layout(title=dict(text=title))
-    return fig
 
 
 # --- tables -----------------------------------------------------------------------------------------------

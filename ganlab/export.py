@@ -5,7 +5,7 @@ Every function reads the run directory (or Snapshots already in memory) and retu
 (ganlab.export_code) and the class report (ganlab.report) build on `open_store` and `ExportError` here;
 ganlab.downloads names every export for the Runs page and `python -m ganlab export`.
 
-Nothing here imports streamlit. Pictures come from ganlab.viz (one montage per image grid, rasterised
+Nothing here imports streamlit. Pictures come from ganlab.montage (one montage per image grid, rasterised
 points for 2D runs), so an exported grid looks like the one on the Samples page.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from . import viz
+from .montage import gif_bytes, montage, png_bytes, points_image
 from .snapshots import HISTORY_KEYS, Snapshot
 from .store import RunStore, StoreError
+from .viz import extent_of
 
 MAX_GIF_FRAMES = 120       # a long run has thousands of snapshots; a GIF of all of them is megabytes
 GIF_FPS = 2.5
@@ -47,12 +48,12 @@ def open_store(run_dir: Path | str | RunStore) -> RunStore:
 def snapshot_picture(snap: Snapshot, extent: tuple[float, float] | None = None, scale: int = GRID_SCALE) -> np.ndarray:
     """One uint8 picture of a snapshot: the sample grid, or real (blue) and fake (orange) points for 2D."""
     if snap.is_2d:
-        return viz.points_image(snap.real, snap.fake, extent or viz.extent_of(snap))
-    return viz.montage(snap.fake, scale=scale)
+        return points_image(snap.real, snap.fake, extent or extent_of(snap))
+    return montage(snap.fake, scale=scale)
 
 
 def snapshot_png(snap: Snapshot, extent: tuple[float, float] | None = None) -> bytes:
-    return viz.png_bytes(snapshot_picture(snap, extent))
+    return png_bytes(snapshot_picture(snap, extent))
 
 
 def snapshots_gif(snaps: list[Snapshot], fps: float = GIF_FPS, max_frames: int = MAX_GIF_FRAMES) -> bytes:
@@ -64,8 +65,8 @@ def snapshots_gif(snaps: list[Snapshot], fps: float = GIF_FPS, max_frames: int =
     if len(snaps) > max_frames:
         idx = np.unique(np.linspace(0, len(snaps) - 1, max_frames).round().astype(int))
         snaps = [snaps[i] for i in idx]
-    extent = viz.extent_of(snaps[-1]) if snaps[-1].is_2d else None
-    return viz.gif_bytes([snapshot_picture(s, extent) for s in snaps], fps=fps)
+    extent = extent_of(snaps[-1]) if snaps[-1].is_2d else None
+    return gif_bytes([snapshot_picture(s, extent) for s in snaps], fps=fps)
 
 
 def grid_png(run_dir: Path | str | RunStore, step: int | None = None) -> bytes:

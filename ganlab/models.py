@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .config import TrainConfig
+from .latent import from_prior
 
 Tensor = torch.Tensor
 LABEL_EMBED = 16   # size of G's label embedding; small nets need few dims to tell 10 classes apart
@@ -55,11 +56,12 @@ class Generator(nn.Module):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n noise vectors (n, noise_dim) from this G's prior, on the generator's device (else on G's). Every
-        sampler uses this, so quality measures and checks see the z that training saw."""
+        sampler uses this, so quality measures and checks see the z that training saw; the prior itself is
+        defined once, in latent.from_prior."""
         dev = generator.device if generator is not None else next(self.parameters()).device
-        if self.noise_dist == "uniform":
-            return torch.rand(n, self.noise_dim, generator=generator, device=dev) * 2 - 1
-        return torch.randn(n, self.noise_dim, generator=generator, device=dev)
+        shape = (n, self.noise_dim)
+        return from_prior(self.noise_dist, lambda: torch.randn(shape, generator=generator, device=dev),
+                          lambda: torch.rand(shape, generator=generator, device=dev))
 
     def _input(self, z: Tensor, y: Tensor | None) -> Tensor:
         assert z.dim() == 2 and z.shape[1] == self.noise_dim, f"z must be (N, {self.noise_dim}), got {tuple(z.shape)}"

@@ -7,10 +7,11 @@ snapshots and the newest grid larger; for 2D runs the same points pictures the P
 interactive layered 2D view), the latest quality measures with their labels, the diagnoses with what to try,
 and the lineage (the parent run or checkpoint a branch started from, the resumes the history shows).
 
-Everything drawn comes from ganlab.viz and ganlab.export, so the report looks like the pages and the other
-exports. Curves are thinned to viz.MAX_CHART_POINTS points, so a run of 200,000 history rows gives a report
-the size of a short one (mostly plotly.js itself). A damaged run directory raises export.ExportError with a
-message that says what is wrong. Nothing here imports streamlit.
+The charts are ganlab.figures' plotly figures and the pictures ganlab.export's, on ganlab.viz's colours and 2D
+geometry, so the report looks like the pages and the other exports. Curves are thinned to
+figures.MAX_CHART_POINTS points, so a run of 200,000 history rows gives a report the size of a short one (mostly
+plotly.js itself). A damaged run directory raises export.ExportError with a message that says what is wrong.
+Nothing here imports streamlit.
 """
 from __future__ import annotations
 
@@ -27,14 +28,24 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import viz
 from .diagnose import Diagnosis, diagnose
 from .export import ExportError, open_store, snapshot_picture
+from .figures import (
+    MAX_CHART_POINTS,
+    curves_figure,
+    grads_figure,
+    layered_2d_figure,
+    loss_figure,
+    scores_figure,
+    wdist_figure,
+)
 from .lineage import lineage, lineage_text, parent_text
 from .metrics import QUALITY_LABELS, quality_rows
+from .montage import png_bytes
 from .snapshots import HISTORY_KEYS, Snapshot
 from .states import RunState
 from .store import RunStore, StoreError, safe_run_dir
+from .viz import D_COLOR, FAKE_COLOR, G_COLOR, extent_of, has_values
 
 STRIP_FRAMES = 8           # snapshots in the evolution strip (evenly spread, always the first and the newest)
 STRIP_PX = 150             # shown width of a strip picture; the newest grid is shown at its own size
@@ -213,22 +224,21 @@ def _charts(hist: History, cfg, snaps: list[Snapshot]) -> str:
     if not len(h["step"]):
         return "<p>No training history yet: the curves appear once the run has trained for a few steps.</p>"
     label = snaps[-1].score_label if snaps else "mean D"
-    figs = [viz.loss_figure(h), viz.scores_figure(h, label=label), viz.grads_figure(h)]
-    if viz.has_values(h, "wdist"):
-        figs.append(viz.wdist_figure(h))
+    figs = [loss_figure(h), scores_figure(h, label=label), grads_figure(h)]
+    if has_values(h, "wdist"):
+        figs.append(wdist_figure(h))
     lrs = np.r_[h["lr_g"], h["lr_d"]]
     if np.isfinite(lrs).any() and np.nanmax(lrs) > np.nanmin(lrs):   # decayed or edited live
-        fig = viz._curves(h, [("lr_g", "G lr", viz.G_COLOR), ("lr_d", "D lr", viz.D_COLOR)])
-        figs.append(viz._layout(fig, "Learning rates", "lr"))
+        figs.append(curves_figure(h, [("lr_g", "G lr", G_COLOR), ("lr_d", "D lr", D_COLOR)], "Learning rates", "lr"))
     note = (f"<p class=\"muted\">{len(h['step']):,} history rows (one every {cfg.stats_every} steps)"
-            + (f", drawn with at most {viz.MAX_CHART_POINTS:,} points per curve" if len(h["step"]) >
-               viz.MAX_CHART_POINTS else "")
+            + (f", drawn with at most {MAX_CHART_POINTS:,} points per curve" if len(h["step"]) >
+               MAX_CHART_POINTS else "")
             + (f"; {hist.skipped} damaged line(s) skipped" if hist.skipped else "") + ".</p>")
     return note + "<div class=\"charts\">" + "".join(_figure_html(f) for f in figs) + "</div>"
 
 
 def _img(picture: np.ndarray, alt: str, width: int | None = None) -> str:
-    data = base64.b64encode(viz.png_bytes(picture)).decode("ascii")
+    data = base64.b64encode(png_bytes(picture)).decode("ascii")
     size = f" width=\"{width}\"" if width else f" width=\"{picture.shape[1]}\" height=\"{picture.shape[0]}\""
     return f"<img src=\"data:image/png;base64,{data}\" alt=\"{_e(alt)}\"{size}>"
 
@@ -238,7 +248,7 @@ def _samples(snaps: list[Snapshot], unreadable: int) -> str:
         why = f"{unreadable} snapshot file(s) could not be read" if unreadable else "this run has no snapshots yet"
         return f"<p>No samples to show: {why}. Snapshots are taken while the run trains.</p>"
     final = snaps[-1]
-    extent = viz.extent_of(final) if final.is_2d else None   # one view for all, as in the evolution GIF
+    extent = extent_of(final) if final.is_2d else None   # one view for all, as in the evolution GIF
     what = "real (blue) and generated (orange) points" if final.is_2d else "the same fixed noise each time"
     strip = "".join(f"<figure>{_img(snapshot_picture(s, extent, scale=1), f'step {s.step}', STRIP_PX)}"
                     f"<figcaption>step {s.step:,}</figcaption></figure>" for s in snaps)
@@ -249,7 +259,7 @@ def _samples(snaps: list[Snapshot], unreadable: int) -> str:
     if final.is_2d:
         out.append("<p class=\"muted\">The same step with D's score as a heatmap, G's noise grid and the "
                    "direction G's loss pushes each fake point (zoom, hover, click the legend):</p>"
-                   + _figure_html(viz.layered_2d_figure(final)))
+                   + _figure_html(layered_2d_figure(final)))
     if unreadable:
         out.append(f"<p class=\"muted\">{unreadable} snapshot file(s) could not be read and are left out.</p>")
     return "".join(out)
@@ -266,9 +276,9 @@ def _quality(quality: list[dict[str, Any]]) -> str:
     cols = {k: np.array([_num(r.get(k)) for r in quality]) for k in ["step", *QUALITY_LABELS]}
     figs = []
     for key, (label, _, _) in QUALITY_LABELS.items():
-        if key != "n_modes" and len(quality) > 1 and viz.has_values(cols, key):
-            fig = viz._layout(viz._curves(cols, [(key, label, viz.FAKE_COLOR)]), label.capitalize(), label)
-            figs.append(_figure_html(fig.update_layout(height=220, showlegend=False)))
+        if key != "n_modes" and len(quality) > 1 and has_values(cols, key):
+            fig = curves_figure(cols, [(key, label, FAKE_COLOR)], label.capitalize(), label, height=220)
+            figs.append(_figure_html(fig.update_layout(showlegend=False)))
     if figs:
         out.append("<div class=\"charts\">" + "".join(figs) + "</div>")
     return "".join(out)

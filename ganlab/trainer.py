@@ -25,6 +25,7 @@ from .config import LIVE_FIELDS, TrainConfig
 from .cuda_graph import WARMUP_STEPS, StepGraph, graph_key, why_not
 from .data import load_dataset
 from .dataset import Dataset
+from .latent import z_span
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import build_models, use_generator
 from .optimizers import load_optimizer_state, lr_value, make_optimizer, portable_state, set_lr
@@ -376,7 +377,7 @@ class Trainer:
         fy = self.fixed_y
         with torch.no_grad(), self._d_for_scoring():
             field = self.loss.score(self.D(grid, label)).float().view(FIELD_RES, FIELD_RES)
-            span = 2.0 if self.cfg.noise_dist == "normal" else 1.0
+            span = z_span(self.cfg.noise_dist)   # the grid covers the prior as the Latent page's sliders do
             line = torch.linspace(-span, span, MANIFOLD_RES, device=self.device)
             k = min(2, self.cfg.noise_dim)
             if k == 2:

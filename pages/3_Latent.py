@@ -7,7 +7,9 @@ import time
 import numpy as np
 import streamlit as st
 
-from ganlab import charts, links, viz
+from ganlab import charts, links
+from ganlab.latent import interpolate, pca_directions, sample_z, sweep, z_span
+from ganlab.viz import extent_of
 from ui.classroom import copy_link, fresh_params
 from ui.common import registry, run_picker, setup
 from ui.live import class_names, echart_2d, show_montage
@@ -26,7 +28,7 @@ cfg, snap = view.cfg, view.latest
 if snap is None:
     st.info("This run has no generator snapshot yet: start it on the Train page.")
     st.stop()
-dim, span = cfg.noise_dim, (3.0 if cfg.noise_dist == "normal" else 1.0)
+dim, span = cfg.noise_dim, z_span(cfg.noise_dist)
 K = f"lat.{run.id}."   # widget keys per run: runs differ in noise size and range
 st.session_state.setdefault(K + "seed", 0)
 
@@ -42,7 +44,7 @@ def on_grid(v: float) -> float:
 
 
 def base_z(seed: int) -> np.ndarray:
-    return viz.sample_z(N_GRID, dim, seed, cfg.noise_dist)
+    return sample_z(N_GRID, dim, seed, cfg.noise_dist)
 
 
 def _reset(new_seed: bool) -> None:   # button callback: runs before the sliders are drawn
@@ -100,7 +102,7 @@ except RuntimeError as e:
     st.stop()
 
 if cfg.is_2d:
-    extent = viz.extent_of(snap)
+    extent = extent_of(snap)
     left, right = st.columns([3, 2])
     with left:
         echart_2d(charts.latent_2d_chart(snap.real, out[0], extent, others=out[1:]), "lat-2d")
@@ -123,12 +125,12 @@ st.subheader("Sweep one dimension, interpolate between two seeds")
 i0, i1, i2 = st.columns(3)
 sd = i0.selectbox("Dimension to sweep", range(dim), key=K + "sweep")
 values = np.linspace(-span, span, N_ROW)
-path = generate(viz.sweep(z, sd, values), label)
+path = generate(sweep(z, sd, values), label)
 seed_b = i1.number_input("Second seed", min_value=0, max_value=2**31 - 1, value=1, step=1, key=K + "seed_b")
 mode = i2.radio("Interpolation path", ["linear", "slerp"], horizontal=True, key=K + "mode",
                 help="slerp follows the sphere where Gaussian z's live; the straight line cuts through "
                      "unusually short z's near the centre")
-interp = generate(viz.interpolate(z, base_z(seed_b)[0], N_ROW, mode), label)
+interp = generate(interpolate(z, base_z(seed_b)[0], N_ROW, mode), label)
 if cfg.is_2d:
     a, b = st.columns(2)
     with a:
@@ -144,9 +146,9 @@ else:
 
 @st.cache_data(show_spinner="Finding principal directions...", max_entries=16)
 def directions(run_id: str, step: int, label: int | None) -> tuple[np.ndarray, np.ndarray]:
-    zs = viz.sample_z(N_PCA, dim, 12345, cfg.noise_dist)
+    zs = sample_z(N_PCA, dim, 12345, cfg.noise_dist)
     y = None if label is None else np.full(N_PCA, label, dtype=np.int64)
-    return viz.pca_directions(zs, registry().get(run_id).generate(zs, y), k=3)
+    return pca_directions(zs, registry().get(run_id).generate(zs, y), k=3)
 
 
 st.subheader("Principal directions (GANSpace-style)")

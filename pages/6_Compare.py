@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import compare, viz
+from ganlab import compare
+from ganlab.viz import LAYERS_2D
 from ui.common import run_label, run_picker, setup
-from ui.live import LIVE_EVERY, chart, echart, is_live, show_montage
+from ui.live import LIVE_EVERY, chart_option, echart, echart_2d, is_live, show_montage, snapshot_version
 
 SELECTED = "compare.ids"
 
@@ -27,7 +28,7 @@ if len(ids) < 2:
     st.info("Pick two to four runs.")
     st.stop()
 any_2d = any(runs[i].cfg.is_2d for i in ids)
-layers = st.multiselect("2D layers", viz.LAYERS_2D, default=["field", "real", "fake"], key="compare.layers",
+layers = st.multiselect("2D layers", LAYERS_2D, default=["field", "real", "fake"], key="compare.layers",
                         help="D's score as colour, real and fake points, G's noise grid, G's gradients") \
     if any_2d else []
 period = LIVE_EVERY if any(is_live(runs[i].view(with_snapshots=False), runs[i]) for i in ids) else None
@@ -65,15 +66,19 @@ def body() -> None:
             st.session_state[key] = options[-1]
         at = st.select_slider(by.capitalize(), options, key=key) if len(options) > 1 else options[0]
         snaps = [compare.snapshot_at(v.snapshots, at, by) for v in views]
-        extent = compare.shared_extent(snaps)   # one square view for every 2D run
-        for i, (col, label, snap) in enumerate(zip(st.columns(len(views)), labels, snaps)):
+        extent, side = compare.shared_extent(snaps), compare.VIEW_SIDE   # one square view for every 2D run
+        per_row = compare.VIEWS_PER_ROW if any_2d else len(views)
+        cells = [col for _ in range(0, len(views), per_row) for col in st.columns(per_row)]
+        for i, (col, label, v, snap) in enumerate(zip(cells, labels, views, snaps)):
             with col:
                 if snap is None:
                     st.caption(f"{label}: no snapshot yet")
                     continue
                 caption = f"{label} · step {snap.step:,} (epoch {snap.epoch})"
-                if snap.is_2d:
-                    chart(compare.layered_on(snap, extent, layers, title=caption), f"compare-2d-{i}")
+                if snap.is_2d:   # keyed by position: a new snapshot redraws the same canvas, no blink
+                    option = chart_option("layered_2d_chart", snapshot_version(v, snap), snap, side=side,
+                                          layers=tuple(sorted(layers)), extent=extent, title=caption, legend=False)
+                    echart_2d(option, f"compare-2d-{i}", side=side)
                 else:
                     show_montage(snap.fake[:64], caption=caption, target_px=320)
 

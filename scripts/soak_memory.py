@@ -27,8 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ganlab import charts, viz  # noqa: E402
+from ganlab import charts  # noqa: E402
 from ganlab.config import get_preset  # noqa: E402
+from ganlab.latent import sample_z  # noqa: E402
+from ganlab.montage import montage, upscale  # noqa: E402
 from ganlab.registry import get_registry  # noqa: E402
 from ganlab.runs import MAX_HISTORY, MAX_SNAPSHOTS, Run  # noqa: E402
 
@@ -53,9 +55,9 @@ def read_like_a_page(run: Run) -> int:
         if snap.is_2d:
             options += [charts.scatter_2d_chart(snap), charts.hist_chart(snap)]
         else:
-            size += viz.upscale(viz.montage(snap.fake[:64]), 2).nbytes
+            size += upscale(montage(snap.fake[:64]), 2).nbytes
         try:
-            z = viz.sample_z(16, v.cfg.noise_dim, 0, v.cfg.noise_dist)
+            z = sample_z(16, v.cfg.noise_dim, 0, v.cfg.noise_dist)
             size += run.generate(z).nbytes
         except RuntimeError:
             pass   # no weights yet

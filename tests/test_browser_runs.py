@@ -35,9 +35,9 @@ def test_compare_two_finished_runs(streamlit_server: str, runs_dir: Path, browse
     wait_connected(page)
     for key in ("compare-loss", "compare-scores"):
         page.locator(f".st-key-{key} canvas").first.wait_for(timeout=60_000)
-    plots = page.locator('[data-testid="stPlotlyChart"]')
-    plots.nth(1).wait_for(timeout=60_000)                  # one 2D view per run
-    assert plots.count() == 2
+    for i in (0, 1):                                       # one ECharts 2D view per run, no plotly
+        page.locator(f".st-key-compare-2d-{i} canvas").first.wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
     page.wait_for_timeout(1500)                            # let the canvases paint before the screenshot
     assert_no_exception(page)
     chosen = page.locator('[data-testid="stMultiSelect"]').first.inner_text()

@@ -91,6 +91,7 @@ def test_layered_2d_chart_layers_and_alignment():
     assert len(manifold) == 2 + 3                                 # grid rows and columns as polylines
     only = _json(charts.layered_2d_chart(snap, {"fake"}))
     assert [s["name"] for s in only["series"]] == ["fake"] and "visualMap" not in only
+    assert [s["name"] for s in _json(charts.scatter_2d_chart(snap))["series"]] == ["real", "fake"]
     with pytest.raises(ValueError, match="unknown 2D layer"):
         charts.layered_2d_chart(snap, {"heat"})
 
@@ -104,6 +105,21 @@ def test_layered_2d_chart_critic_scale_and_outside_points():
     assert charts.series_rows(raw, 1) == [[0.0, 0.0], [30.0, 40.0]]           # NaN point dropped
     assert opt["title"]["subtext"] == "2 of 3 fake points outside the view"
     assert _json(charts.scatter_2d_chart(_snap()))["title"]["subtext"] == ""
+
+
+def test_layered_2d_chart_on_given_axes_keeps_the_field_in_place():
+    """Compare's views: one square for every run. The value axes show the given extent, and the heatmap's grid
+    covers just the field's part of it, so each cell stays on its centre (5 cells of width 1 from -2.5 to 2.5
+    inside a view from -5 to 5, 200 px: 20 px per unit)."""
+    snap = _snap()
+    assert charts.view_extent(snap) == (-2.5, 2.5)
+    opt = _json(charts.layered_2d_chart(snap, side=200, extent=(-5.0, 5.0), title="alpha · step 1", legend=False))
+    assert opt["xAxis"][1]["min"] == opt["yAxis"][1]["min"] == -5.0 and opt["xAxis"][1]["max"] == 5.0
+    assert opt["grid"][1] == {"left": 45, "top": charts.MARGIN["top"], "width": 200, "height": 200}
+    assert opt["grid"][0] == {"left": 45 + 50.0, "top": charts.MARGIN["top"] + 50.0, "width": 100.0, "height": 100.0}
+    assert opt["title"]["text"] == "alpha · step 1" and opt["legend"]["show"] is False
+    same = _json(charts.layered_2d_chart(snap, side=200, extent=charts.view_extent(snap)))
+    assert same["grid"][0] == same["grid"][1]   # its own extent: the grids coincide, as without one
 
 
 def test_square_size_and_latent_chart():

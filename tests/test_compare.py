@@ -79,9 +79,12 @@ def test_snapshot_at_takes_the_newest_at_or_before():
 def test_2d_views_share_one_square_extent():
     a, b = snap(0, 0, two_d=True, half=2.0), snap(0, 0, two_d=True, half=3.0)
     extent = compare.shared_extent([a, b, snap(0, 0), None])
-    assert extent == (-3.0, 3.0)
-    fig = compare.layered_on(a, extent, ("real", "fake"), title="a")
-    assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.yaxis.range) == (-3.0, 3.0)
+    assert extent == charts.view_extent(b) == (-4.0, 4.0)   # b's 4 cells of width 2, edge cells whole
+    views = [charts.layered_2d_chart(s, ("real", "fake"), side=compare.VIEW_SIDE, extent=extent) for s in (a, b)]
+    for v in views:
+        assert (v["xAxis"][1]["min"], v["xAxis"][1]["max"]) == (v["yAxis"][1]["min"], v["yAxis"][1]["max"]) == extent
+    assert views[0]["grid"][1] == views[1]["grid"][1]                      # the same plot square...
+    assert views[0]["grid"][0]["width"] < views[1]["grid"][0]["width"] == compare.VIEW_SIDE   # a's field is smaller
     assert compare.shared_extent([snap(0, 0)]) is None
 
 

@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 from plotly.offline import get_plotlyjs
 
-from ganlab import export, viz
+from ganlab import export
 from ganlab.config import TrainConfig, get_preset
+from ganlab.figures import MAX_CHART_POINTS
 from ganlab.registry import RunRegistry
 from ganlab.report import STRIP_FRAMES, report_html
 from ganlab.store import RunStore
@@ -209,7 +210,7 @@ def test_long_history_is_thinned(tmp_path, ring):
     (path / "history.jsonl").write_text("".join(lines))
     data = report_html(path)
     loss = _trace(Page(data), "D loss")
-    assert len(loss["x"]) <= viz.MAX_CHART_POINTS and loss["x"][-1] == 5 * (n - 1)   # the last row always kept
+    assert len(loss["x"]) <= MAX_CHART_POINTS and loss["x"][-1] == 5 * (n - 1)   # the last row always kept
     assert loss["y"][-1] == pytest.approx(1 + (n - 1) / n)
     assert len(data) < len(get_plotlyjs()) + 600_000                 # the curves add little to plotly.js
     assert "50,000 history rows" in Page(data).plain

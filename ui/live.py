@@ -2,10 +2,10 @@
 pictures and snapshot slider the pages share.
 
 Live pages wrap what changes in `live_fragment(run, render, key=...)`: it polls once a second only while the run
-trains (queued/running) and triggers one full rerun when the run ends, so an idle page costs nothing. Charts
-drawn in a live fragment use `echart` (ganlab/charts.py: keyed ECharts update in place); a keyed st.plotly_chart
-still remounts on every data change in Streamlit 1.67, so `chart` (plotly, ganlab/viz.py) is for views that change
-only on user input. Options are built once per (run, version) for every session (`chart_option`).
+trains (queued/running) and triggers one full rerun when the run ends, so an idle page costs nothing. Every
+chart is an `echart` (ganlab/charts.py: a keyed ECharts updates in place); a keyed st.plotly_chart remounts on
+every data change in Streamlit 1.67, so no page draws plotly. Options are built once per (run, version) for
+every session (`chart_option`).
 """
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from ganlab import charts, viz
+from ganlab import charts
 from ganlab.config import TrainConfig
 from ganlab.data_specs import SPECS
+from ganlab.montage import montage, upscale
 from ganlab.runs import Run, RunView
+from ganlab.viz import CHART_HEIGHT
 
 LIVE_EVERY = 1.0            # seconds between live refreshes while a run trains
-PLOT_CONFIG = {"displayModeBar": False}
 
 
 def is_live(view: RunView, run: Run | None = None) -> bool:
@@ -53,12 +54,7 @@ def live_fragment(run: Run, render: Callable[[RunView], Any], *, key: str, every
         st.fragment(body, run_every=period)()
 
 
-def chart(fig, key: str) -> None:
-    """A plotly figure (for views redrawn on user input; it remounts whenever the figure changes)."""
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, width="stretch")
-
-
-def echart(option: dict, key: str, height: int = charts.CHART_HEIGHT, width: int | str = "stretch") -> None:
+def echart(option: dict, key: str, height: int = CHART_HEIGHT, width: int | str = "stretch") -> None:
     """An ECharts option from ganlab.charts. The key keeps the element across reruns, so a live refresh
     updates the same canvas in place (no remount, no flicker)."""
     st.echarts_chart(option, key=key, height=height, width=width)
@@ -88,7 +84,7 @@ def chart_option(builder: str, version: tuple, *args: Any, **kwargs: Any) -> dic
     return _option(builder, version, args, kwargs)
 
 
-def mode_bars(view: RunView, key: str, height: int = charts.CHART_HEIGHT, step: int | None = None) -> bool:
+def mode_bars(view: RunView, key: str, height: int = CHART_HEIGHT, step: int | None = None) -> bool:
     """Fakes per mode (2D mixtures) as bars with the covered line, from the newest quality measure at or before
     `step` (default: the newest); False if there is none."""
     rows = [q for q in view.quality if step is None or q.get("step", 0) <= step]
@@ -139,7 +135,7 @@ def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
     if snap is None:
         st.caption("Samples appear here after the first snapshot.")
     elif snap.is_2d:
-        side = charts.CHART_HEIGHT - charts.MARGIN["top"] - charts.MARGIN["bottom"]
+        side = CHART_HEIGHT - charts.MARGIN["top"] - charts.MARGIN["bottom"]
         echart_2d(chart_option("scatter_2d_chart", snapshot_version(view, snap), snap, side=side), key, side=side)
     else:
         show_montage(snap.fake[:64], caption=f"samples at step {snap.step}", nrow=nrow)
@@ -148,9 +144,9 @@ def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
 def show_montage(images: np.ndarray, caption: str | None = None, nrow: int | None = None,
                  target_px: int = 420) -> np.ndarray:
     """One st.image for a whole grid (updates in place, no flicker); enlarged by whole pixels."""
-    tile = viz.montage(images, nrow=nrow)
+    tile = montage(images, nrow=nrow)
     scale = max(1, round(target_px / max(tile.shape[:2])))
-    img = viz.upscale(tile, scale)
+    img = upscale(tile, scale)
     st.image(img, caption=caption, output_format="PNG")
     return tile
 
