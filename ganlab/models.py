@@ -14,6 +14,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from .config import TrainConfig
 from .latent import from_prior
+from .loss_specs import LOSS_SPECS
 
 Tensor = torch.Tensor
 LABEL_EMBED = 16   # size of G's label embedding; small nets need few dims to tell 10 classes apart
@@ -223,7 +224,7 @@ def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: i
         # Batch norm mixes samples, which breaks the per-sample gradient penalty of WGAN-GP; SN replaces it.
         # Only fields fixed for a run's life decide this: r1_gamma is a live field (live edits, branches), and a
         # checkpoint's D must load into the D that a changed r1_gamma builds. R1 through BN still regularises.
-        bn = not (cfg.spectral_norm or cfg.loss == "wgan-gp")
+        bn = not (cfg.spectral_norm or LOSS_SPECS[cfg.loss].gradient_penalty)   # a critic: no batch norm
         d: Discriminator = DCGANDiscriminator(cfg.channels, sample_shape, classes, cfg.spectral_norm, bn)
     else:
         if cfg.model == "dense-dropout":

@@ -17,6 +17,7 @@ import streamlit as st
 from ganlab import charts
 from ganlab.config import TrainConfig
 from ganlab.data_specs import SPECS
+from ganlab.loss_specs import LOSS_SPECS
 from ganlab.montage import montage, upscale
 from ganlab.runs import Run, RunView
 from ganlab.viz import CHART_HEIGHT
@@ -123,7 +124,7 @@ def history_charts(view: RunView, key: str = "hist") -> None:
     with left:
         echart(chart_option("grads_chart", version, h), f"{key}-grads")
     with right:
-        if view.cfg.loss == "wgan-gp":
+        if LOSS_SPECS[view.cfg.loss].gradient_penalty:   # a critic: its W estimate means something
             echart(chart_option("wdist_chart", version, h), f"{key}-wdist")
         else:
             latest_samples(view, f"{key}-samples")
