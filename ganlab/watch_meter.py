@@ -11,6 +11,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .watch_pages import WatchPage
@@ -70,6 +71,14 @@ def chromium_ticks(root: int | None = None) -> dict[int, int]:
     that launched the browser is our child), never another user's or another test session's browser."""
     return {pid: t for pid, t in descendants(os.getpid() if root is None else root).items()
             if "chromium" in _cmdline(pid)}
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process from /proc (Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
 
 
 def machine_busy_ticks() -> int:

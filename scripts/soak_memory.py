@@ -33,16 +33,10 @@ from ganlab.latent import sample_z  # noqa: E402
 from ganlab.montage import montage, upscale  # noqa: E402
 from ganlab.registry import get_registry  # noqa: E402
 from ganlab.runs import MAX_HISTORY, MAX_SNAPSHOTS, Run  # noqa: E402
+from ganlab.watch_meter import rss_mb  # noqa: E402
 
 SAMPLE_S = 10.0
 WARM_S = 60.0
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def read_like_a_page(run: Run) -> int:

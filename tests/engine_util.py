@@ -2,6 +2,8 @@
 servers are real, so tests poll a condition with a deadline, never sleep a fixed time and hope)."""
 from __future__ import annotations
 
+import random
+import threading
 import time
 from typing import Any, Callable, TypeVar
 
@@ -49,3 +51,26 @@ def settled(read: Callable[[], Any], what: str, quiet: float = 0.3, timeout: flo
 
     wait_for(quiet_long_enough, lambda: f"{what} (still changing, last {last[0]!r})", timeout, every=0.05)
     return last[0]
+
+
+def hammer(press: Callable[[random.Random], None], seconds: float, threads: int = 4) -> None:
+    """`threads` threads call press(rnd) with their own seeded Random (a short random pause between calls) for
+    `seconds`; fails when any call raised or a thread is still blocked TIMEOUT after the end."""
+    deadline, errors = time.monotonic() + seconds, []
+
+    def loop(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            while time.monotonic() < deadline:
+                press(rnd)
+                time.sleep(rnd.random() * 0.01)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
+    for th in workers:
+        th.start()
+    for th in workers:
+        th.join(seconds + TIMEOUT)
+    assert not any(th.is_alive() for th in workers), "a command blocked"
+    assert errors == [], errors

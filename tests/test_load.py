@@ -27,6 +27,7 @@ from ganlab.config import get_preset
 from ganlab.registry import RunRegistry, get_registry
 from ganlab.runs import MAX_HISTORY, Run
 from ganlab.snapshots import HISTORY_KEYS
+from ganlab.watch_meter import rss_mb
 from ui.live import chart_option, history_version, snapshot_version
 
 torch.set_num_threads(1)
@@ -40,14 +41,6 @@ WINDOW_S = 3.0 if FULL else 1.5      # one window without readers, then one with
 # the target: a shared 2-core box swings 0.6-0.9 from run to run. The full run checks the 0.9 target.
 MIN_RATIO = 0.5
 MAX_RSS_GROWTH_MB = 50.0
-
-
-def rss_mb() -> float:
-    """Resident memory of this process from /proc (Linux), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def page_work(run: Run, page: str) -> int:
