@@ -14,10 +14,11 @@ from ui import classroom
 from ui.common import run_label, run_picker, setup, start_run, state_badge
 
 TITLES = {"Train": "Train", "Samples": "Samples", "Latent": "Latent explorer", "Discriminator": "Discriminator",
-          "Learn": "Learn", "Compare": "Compare", "Runs": "Runs", "Class": "Class (instructor)"}
+          "Learn": "Learn", "Compare": "Compare", "Runs": "Runs", "Class": "Class (instructor)",
+          "Be_D": "Be the discriminator"}
 ICONS = {"Train": ":material/model_training:", "Samples": ":material/grid_view:", "Latent": ":material/tune:",
          "Discriminator": ":material/bar_chart:", "Learn": ":material/school:", "Compare": ":material/compare:",
-         "Runs": ":material/folder_open:", "Class": ":material/groups:"}
+         "Runs": ":material/folder_open:", "Class": ":material/groups:", "Be_D": ":material/psychology:"}
 TRAIN_PAGE = "pages/1_Train.py"
 
 

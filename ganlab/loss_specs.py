@@ -17,6 +17,9 @@ class LossSpec:
     smooths_labels: bool      # one-sided label smoothing moves its real target (BCE and least squares)
     saturates: bool           # G's loss goes flat when D wins (the minimax game's log(1 - D(G(z))))
     summary: str
+    # D's score between "real" and "fake": its best constant answer when it cannot tell them apart (the middle of
+    # them when several are as good). None: every constant is as good, a critic's scores shift freely (WGAN).
+    boundary: float | None = 0.5
 
 
 LOSS_SPECS: dict[str, LossSpec] = {spec.name: spec for spec in [
@@ -27,9 +30,10 @@ LOSS_SPECS: dict[str, LossSpec] = {spec.name: spec for spec in [
     LossSpec("lsgan", False, False, True, False,
              "Least squares to targets 1/0: penalises fakes far from the boundary."),
     LossSpec("hinge", False, False, False, False,
-             "Hinge loss on D (margin 1), -D(G(z)) for G; common with spectral norm."),
+             "Hinge loss on D (margin 1), -D(G(z)) for G; common with spectral norm.", boundary=0.0),
     LossSpec("wgan-gp", False, True, False, False,
-             "Wasserstein critic with gradient penalty; D's gap estimates the Earth Mover's distance."),
+             "Wasserstein critic with gradient penalty; D's gap estimates the Earth Mover's distance.",
+             boundary=None),
 ]}
 
 

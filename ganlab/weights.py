@@ -7,6 +7,7 @@ mtime changes. `check_weights_fit` is what a branch asks before it creates a run
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,6 +22,13 @@ def label_count(state: dict) -> int:
     """How many classes a checkpoint's G is conditioned on (0: unconditional)."""
     emb = state["G"].get("embed.weight")
     return int(emb.shape[0]) if emb is not None else 0
+
+
+def published_generator(path: Path) -> tuple[dict, int, int]:
+    """generator.pt's G weights, class count and step (-1 when unrecorded). Raises what torch.load raises for a
+    missing or damaged file (the callers fall back to the newest checkpoint)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state["G"], int(state.get("classes", 0)), int(state.get("step", -1))
 
 
 class LatentGenerator:
@@ -54,8 +62,7 @@ class LatentGenerator:
         weights = None
         if mtime is not None:
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                weights, classes = state["G"], int(state.get("classes", 0))
+                weights, classes, _ = published_generator(path)
             except Exception:  # noqa: BLE001 - a damaged generator.pt: fall back to the newest checkpoint
                 weights = None
         if weights is None:   # a run directory from before generator.pt, or a damaged one
