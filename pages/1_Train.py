@@ -10,7 +10,7 @@ from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
 from ui.common import run_picker, setup, start_run, state_badge, state_message
 from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
-from ui.live import history_charts, live_fragment
+from ui.live import history_charts, live_fragment, model_overview
 from ui.panels import live_settings, progress, quality_panel, run_controls
 
 reg = setup()
@@ -75,6 +75,7 @@ if not presenting():
 def draw(v: RunView) -> None:
     state_message(v)
     progress(v)
+    model_overview(v, key="train")   # the data flow of a step with its live numbers (GAN Lab's overview)
     history_charts(v, key="train")
     # Quality metrics and diagnoses: ganlab.metrics fills view.quality through the registry's quality_fn.
     quality_panel(v)

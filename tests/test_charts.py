@@ -150,3 +150,87 @@ def test_mode_bars_colour_the_covered_modes_and_draw_the_threshold():
     assert covered == [True, False, False, True, False, False, False, False]
     assert option["series"][0]["markLine"]["data"] == [{"yAxis": 20}]
     assert "500" in option["title"]["text"]
+
+
+# --- the model overview and the noise view (ganlab.overview) ---------------------------------------------
+ROW = {"step": 1234.0, "loss_d": 1.3862, "loss_g": 0.6931, "d_real": 0.5234, "d_fake": 0.4712,
+       "grad_g": 0.01234, "grad_d": 0.4567, "time": 10.0}
+
+
+def _labels(option: dict) -> dict[str, str]:
+    """Each node's label text and each gradient edge's label text, by node name or 'source->target'."""
+    series = option["series"][0]
+    out = {n["name"]: n["label"]["formatter"] for n in series["data"]}
+    out.update({f"{e['source']}->{e['target']}": e["label"]["formatter"] for e in series["links"] if "label" in e})
+    return out
+
+
+def test_overview_graph_nodes_edges_and_the_rows_numbers():
+    from ganlab.config import TrainConfig
+    from ganlab.overview import overview_chart, overview_text
+
+    cfg = TrainConfig(dataset="ring8", loss="nonsaturating", noise_dim=2)
+    option = _json(overview_chart(ROW, cfg))
+    series = option["series"][0]
+    assert series["type"] == "graph" and series["layout"] == "none" and option["animation"] is False
+    names = [n["name"] for n in series["data"]]
+    assert names == ["noise z", "G", "fake G(z)", "real x", "D", "D(G(z))", "D(x)", "loss_G", "loss_D"]
+    edges = {(e["source"], e["target"]): e for e in series["links"]}
+    for flow in [("noise z", "G"), ("G", "fake G(z)"), ("fake G(z)", "D"), ("real x", "D"), ("D", "D(x)"),
+                 ("D", "D(G(z))"), ("D(x)", "loss_D"), ("D(G(z))", "loss_D"), ("D(G(z))", "loss_G")]:
+        assert flow in edges and "lineStyle" not in edges[flow]           # forward edges: the series' one style
+    for grad in [("loss_D", "D"), ("loss_G", "G")]:
+        assert edges[grad]["lineStyle"]["type"] == "dashed"              # gradients flow back, dashed
+    labels = _labels(option)
+    assert labels["D(x)"].endswith("{v|0.52}") and labels["D(G(z))"].endswith("{v|0.47}")   # probabilities
+    assert labels["loss_D"].endswith("{v|1.39}") and labels["loss_G"].endswith("{v|0.693}")
+    assert labels["loss_D->D"] == "|∇D| 0.457" and labels["loss_G->G"] == "|∇G| 0.0123"
+    assert labels["noise z"] == "{n|noise z}\n{v|N(0, I)}\n{v|2-d}"
+    assert "step 1,234" in option["title"]["text"] and "P(real)" in option["title"]["subtext"]
+    colours = {n["name"]: n["itemStyle"]["borderColor"] for n in series["data"]}
+    assert colours["real x"] == colours["D(x)"] == charts.REAL_COLOR
+    assert colours["fake G(z)"] == colours["D(G(z))"] == charts.FAKE_COLOR
+    # a fixed layout: another row moves no node
+    other = overview_chart({**ROW, "d_real": 0.9, "step": 2000.0}, cfg)["series"][0]["data"]
+    assert [(n["x"], n["y"]) for n in other] == [(n["x"], n["y"]) for n in series["data"]]
+    assert overview_text(ROW, cfg) == ("Step 1,234: D(x) 0.52 · D(G(z)) 0.47 · loss D 1.39 · loss G 0.693 · "
+                                       "|∇D| 0.457 · |∇G| 0.0123 (D outputs P(real))")
+
+
+def test_overview_shows_a_dash_for_a_diverged_row_and_critic_scores_as_scores():
+    from ganlab.config import TrainConfig
+    from ganlab.overview import overview_chart, overview_text
+
+    cfg = TrainConfig(dataset="ring8", loss="wgan-gp", noise_dist="uniform")
+    bad = {**ROW, "loss_d": float("nan"), "d_real": float("inf"), "grad_g": float("-inf"), "d_fake": -2.5}
+    option = _json(overview_chart(bad, cfg))                 # strict JSON: no NaN or inf left anywhere
+    labels = _labels(option)
+    assert labels["loss_D"].endswith("{v|-}") and labels["D(x)"].endswith("{v|-}")
+    assert labels["loss_G->G"] == "|∇G| -" and labels["D(G(z))"].endswith("{v|-2.5}")   # a critic's raw score
+    assert "critic score" in option["title"]["subtext"] and "U(-1, 1)" in labels["noise z"]
+    text = overview_text(bad, cfg)
+    assert "D(x) - ·" in text and "loss D - ·" in text and "|∇G| -" in text and "critic" in text
+    assert "step" not in _json(overview_chart({"loss_d": 1.0}, cfg))["title"]["text"]   # a row without a step
+
+
+def test_noise_view_draws_the_prior_and_the_manifolds_grid():
+    from ganlab.overview import noise_chart, noise_note, noise_size
+
+    snap = _snap()   # its manifold is a 2 x 3 grid of z
+    two = _json(noise_chart(snap, 2, "normal", seed=0))
+    assert two["title"]["text"] == "Noise z ~ N(0, I)"
+    grid = two["series"][0]
+    assert grid["type"] == "lines" and len(grid["data"]) == 2 * 3            # 3 lines each way, as the manifold
+    assert grid["data"][0]["coords"] == [[-3.0, -3.0], [3.0, -3.0]]          # latent.z_span: +-3 for N(0, I)
+    assert grid["lineStyle"]["color"] == "#3c3c3c"                           # the 2D view's manifold lines
+    points = charts.series_rows(noise_chart(snap, 2, "normal", seed=0), 1)
+    assert 350 < len(points) <= 400 and all(abs(v) <= 3.45 for p in points for v in p)
+    one = noise_chart(snap, 1, "uniform", seed=0)
+    assert one["title"]["text"] == "Noise z ~ U(-1, 1)" and one["series"][0]["data"] == [
+        {"coords": [[-1.0, 0.0], [1.0, 0.0]]}]
+    assert all(-1 <= p[0] <= 1 and -0.6 <= p[1] <= 0.6 for p in charts.series_rows(one, 1))
+    assert len(one["series"][2]["data"]) == 3                                # the grid's points along the line
+    assert noise_size(1)[1] < noise_size(2)[1]                               # 1-d: a strip
+    assert noise_note(2) is None and noise_note(8).startswith("Noise has 8 dimensions")
+    with pytest.raises(ValueError, match="1-d or 2-d"):
+        noise_chart(snap, 3, "normal", seed=0)

@@ -96,9 +96,10 @@ def test_pages_render_with_a_live_2d_run(ring_run: Run, path: str) -> None:
     assert at.session_state["run_id"] == ring_run.id
     specs = echarts(at)
     if path.endswith("Train.py"):
-        titles = [s["title"]["text"] for s in specs[:3]]
-        assert titles == ["Losses", "Discriminator scores", "Gradient norms (log scale)"]
-        assert len(series_rows(specs[0], 0)) >= 2
+        titles = [s["title"]["text"] for s in specs[:4]]
+        assert titles[0].startswith("Model overview at step")
+        assert titles[1:] == ["Losses", "Discriminator scores", "Gradient norms (log scale)"]
+        assert len(series_rows(specs[1], 0)) >= 2
         assert at.metric[0].value.endswith("/ 100,000")
     if path.endswith("Discriminator.py"):
         assert [s["name"] for s in specs[0]["series"]] == ["D", "real", "G manifold", "fake", "G's gradient"]
@@ -277,3 +278,41 @@ def test_2d_pages_show_fakes_per_mode_with_the_covered_line(ring_run: Run, path:
     if path.endswith("Train.py"):
         labels = [r for t in at.table for r in t.value["measure"]]
         assert "modes with any sample" in labels and "modes covered" in labels
+
+
+# --- the model overview and the noise view (issue 16) --------------------------------------------------
+def test_train_shows_the_model_overview_with_the_latest_rows_numbers(ring_run: Run) -> None:
+    at = open_page("pages/1_Train.py", ring_run.id)
+    assert_clean(at)
+    graphs = [s for s in echarts(at) if s["title"]["text"].startswith("Model overview at step")]
+    assert len(graphs) == 1
+    shown = int(graphs[0]["title"]["text"].rsplit(" ", 1)[-1].replace(",", ""))
+    h = ring_run.view().history
+    i = list(h["step"]).index(shown)                       # the row the page drew (the run has moved on since)
+    row = {k: float(v[i]) for k, v in h.items()}
+    labels = {n["name"]: n["label"]["formatter"] for n in graphs[0]["series"][0]["data"]}
+    assert labels["D(x)"].endswith(f"{{v|{row['d_real']:.2f}}}")
+    assert labels["D(G(z))"].endswith(f"{{v|{row['d_fake']:.2f}}}")
+    assert labels["loss_D"].endswith(f"{{v|{row['loss_d']:.3g}}}")
+    assert labels["loss_G"].endswith(f"{{v|{row['loss_g']:.3g}}}")
+    grads = [e["label"]["formatter"] for e in graphs[0]["series"][0]["links"] if "label" in e]
+    assert grads == [f"|∇G| {row['grad_g']:.3g}", f"|∇D| {row['grad_d']:.3g}"]
+    caption = [c.value for c in at.caption if c.value.startswith(f"Step {shown:,}: D(x) ")]
+    assert caption and f"loss D {row['loss_d']:.3g}" in caption[0]       # the same numbers, as text
+    # ring8 has 8-d noise: no noise view, a line under the 2D view instead, whose manifold is a 2-d slice
+    assert not [s for s in echarts(at) if s["title"]["text"].startswith("Noise z")]
+    assert any("Noise has 8 dimensions: the manifold view shows a 2-d slice" in c.value for c in at.caption)
+    view_2d = [s for s in echarts(at) if s["title"]["text"].startswith("Step ")]
+    assert [s["name"] for s in view_2d[0]["series"]] == ["real", "G manifold", "fake"]
+
+
+def test_train_shows_the_noise_beside_the_2d_view_for_1d_noise(lab: RunRegistry) -> None:
+    cfg = get_preset("ring8-collapse").config(steps=40, snapshot_every=20, stats_every=5)
+    run = lab.create(cfg, "one-d noise")
+    wait_view(run, lambda v: v.state in ("finished", "failed"))
+    at = open_page("pages/1_Train.py", run.id)
+    assert_clean(at)
+    noise = [s for s in echarts(at) if s["title"]["text"].startswith("Noise z")]
+    assert len(noise) == 1 and noise[0]["title"]["text"] == "Noise z ~ N(0, I)"
+    assert noise[0]["series"][0]["data"] == [{"coords": [[-3.0, 0.0], [3.0, 0.0]]}]   # 1-d: a line of z
+    assert any(c.value.startswith("Noise at step 40:") for c in at.caption)

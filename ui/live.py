@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from ganlab import charts
+from ganlab import charts, overview
 from ganlab.config import TrainConfig
 from ganlab.data_specs import SPECS
 from ganlab.loss_specs import LOSS_SPECS
@@ -72,11 +72,16 @@ def echart_2d(option: dict, key: str, side: int = charts.SQUARE_SIDE) -> None:
 # the lists and Arrow tables.
 @st.cache_resource(max_entries=128, ttl=120, show_spinner=False)
 def _option(builder: str, version: tuple, _args: tuple, kwargs: dict) -> dict:
-    return getattr(charts, builder)(*_args, **kwargs)
+    module, _, name = builder.rpartition(".")
+    return getattr(_BUILDERS[module or "charts"], name)(*_args, **kwargs)
+
+
+_BUILDERS = {"charts": charts, "overview": overview}
 
 
 def chart_option(builder: str, version: tuple, *args: Any, **kwargs: Any) -> dict:
-    """charts.<builder>(*args, **kwargs), built once per `version` and shared by every session.
+    """charts.<builder>(*args, **kwargs) (or "overview.<builder>"), built once per `version` and shared by every
+    session.
 
     A class watching one run polls it 30 times a second in total; the options only change when the run
     publishes new data, so `version` (run id + what identifies that data) is the cache key, not the data:
@@ -111,8 +116,23 @@ def snapshot_version(view: RunView, snap) -> tuple:
     return (view.id, snap.step, snap.time)
 
 
+def model_overview(view: RunView, key: str) -> None:
+    """GAN Lab's model overview: the data flow of a step with the newest history row's numbers, and the same
+    numbers as a caption (readable on a projector and by screen readers). Keyed by that row, so the graph and
+    its caption always agree; the layout is fixed, so a refresh changes only the numbers, in place."""
+    row = overview.latest_row(view.history)
+    if row is None:
+        st.caption("The model overview fills in with the first statistics.")
+        return
+    version = (view.id, "overview", row.get("step"), row.get("time"))
+    echart(chart_option("overview.overview_chart", version, row, view.cfg), f"{key}-overview",
+           height=overview.HEIGHT)
+    st.caption(overview.overview_text(row, view.cfg))
+
+
 def history_charts(view: RunView, key: str = "hist") -> None:
-    """Live charts of a run: losses, D scores, gradient norms, the Wasserstein estimate (WGAN-GP)."""
+    """Live charts of a run: losses, D scores, gradient norms, then the newest 2D view with its noise (2D runs)
+    or the newest samples, or the Wasserstein estimate (WGAN-GP)."""
     h, version = view.history, history_version(view)
     label = view.latest.score_label if view.latest else "mean D"
     left, right = st.columns(2)
@@ -120,24 +140,47 @@ def history_charts(view: RunView, key: str = "hist") -> None:
         echart(chart_option("loss_chart", version, h), f"{key}-loss")
     with right:
         echart(chart_option("scores_chart", version, h, label=label), f"{key}-scores")
-    left, right = st.columns(2)
-    with left:
+    critic = LOSS_SPECS[view.cfg.loss].gradient_penalty   # a critic: its W estimate means something
+    noise = not critic and view.cfg.is_2d and view.latest is not None and view.cfg.noise_dim <= 2
+    cols = st.columns([3, 2, 3] if noise else [1, 1], vertical_alignment="center")
+    with cols[0]:
         echart(chart_option("grads_chart", version, h), f"{key}-grads")
-    with right:
-        if LOSS_SPECS[view.cfg.loss].gradient_penalty:   # a critic: its W estimate means something
+    if noise:
+        with cols[1]:
+            noise_view(view, f"{key}-noise")
+    with cols[-1]:
+        if critic:
             echart(chart_option("wdist_chart", version, h), f"{key}-wdist")
         else:
             latest_samples(view, f"{key}-samples")
 
 
+def noise_view(view: RunView, key: str) -> None:
+    """What G maps from in a 2D run with 1-d or 2-d noise: prior samples and the grid whose image is the
+    manifold of the 2D view beside it (ganlab.overview.noise_chart)."""
+    cfg, snap = view.cfg, view.latest
+    shape = None if snap.manifold is None else tuple(snap.manifold.shape)
+    option = chart_option("overview.noise_chart", (view.id, "noise", shape), snap, noise_dim=cfg.noise_dim,
+                          noise_dist=cfg.noise_dist, seed=cfg.seed)
+    width, height = overview.noise_size(cfg.noise_dim)
+    echart(option, key, height=height, width=width)
+    st.caption(f"Noise at step {snap.step:,}: G maps each z to one fake point, and the grey grid of z to the "
+               "grey manifold lines.")
+
+
 def latest_samples(view: RunView, key: str, nrow: int | None = None) -> None:
-    """The newest snapshot's samples: a montage image, or the real/fake scatter for 2D runs."""
+    """The newest snapshot's samples: a montage image, or for 2D runs the real and fake points with G's manifold
+    (and, for noise of more than 2 dimensions, which slice of it)."""
     snap = view.latest
     if snap is None:
         st.caption("Samples appear here after the first snapshot.")
     elif snap.is_2d:
         side = CHART_HEIGHT - charts.MARGIN["top"] - charts.MARGIN["bottom"]
-        echart_2d(chart_option("scatter_2d_chart", snapshot_version(view, snap), snap, side=side), key, side=side)
+        option = chart_option("layered_2d_chart", snapshot_version(view, snap), snap,
+                              layers=("fake", "manifold", "real"), side=side, legend=False)   # too narrow
+        echart_2d(option, key, side=side)
+        st.caption("Blue: real points · orange: fakes G(z) · grey: G's manifold. "
+                   + (overview.noise_note(view.cfg.noise_dim) or ""))
     else:
         show_montage(snap.fake[:64], caption=f"samples at step {snap.step}", nrow=nrow)
 
