@@ -48,7 +48,9 @@ def _metric_step(page) -> int:
 
 
 def _go(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    # The whole last word of the link's name: "Discriminator" must not also match "Be the discriminator".
+    name = re.compile(rf"(^|\s){re.escape(title)}$")
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).click()
     wait_connected(page)
 
 
