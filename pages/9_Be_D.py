@@ -12,7 +12,7 @@ from ganlab.data import dataset_available
 from ui.common import run_picker, setup, start_run, state_message
 from ui.live import echart
 
-N = 8                  # images per round, half real
+N, ROW = 8, 4          # images per round (half real), pictures per row
 PRESET = "mnist-dcgan"
 
 reg = setup()
@@ -65,33 +65,36 @@ if rnd is None:
     st.stop()
 st.caption(f"Half of these {N} pictures are real images from the data set, half were drawn by G at step "
            f"{rnd.g_step:,}. Mark each one real or fake and press **Check**: D answers the same pictures.")
-for col, i, pic in zip(st.columns(N), range(N), rnd.pictures()):
-    with col:
-        st.image(pic, caption=f"#{i + 1}", width="stretch")
+grid, side = st.columns([7, 3], gap="medium")
+mark = {True: ":green[✓]", False: ":red[✗]"}
+for i, pic in enumerate(rnd.pictures(px=112)):
+    if i % ROW == 0:
+        cols = grid.columns(ROW)
+    with cols[i % ROW].container(border=True, horizontal_alignment="center", gap="small"):
+        st.image(pic, output_format="PNG")
         st.segmented_control(f"picture {i + 1}", list(be_d.LABELS), key=f"bed-label-{rnd.seed}-{i}",
                              label_visibility="collapsed", disabled=result is not None)
         if result is not None:
-            mark = {True: ":green[✓]", False: ":red[✗]"}
-            st.markdown(f"**{'real' if rnd.real[i] else 'fake'}**  \nyou {mark[bool(result.you_right[i])]} · "
-                        f"D {mark[bool(result.d_right[i])]} ({rnd.scores[i]:.2f})")
+            st.markdown(f"**{'real' if rnd.real[i] else 'fake'}** · you {mark[bool(result.you_right[i])]}  \n"
+                        f"D {mark[bool(result.d_right[i])]} {rnd.scores[i]:.2f}")
 labelled = sum(st.session_state.get(f"bed-label-{rnd.seed}-{i}") is not None for i in range(N))
-left, right, note = st.columns([1, 1, 4], vertical_alignment="center")
-left.button("Check", key="bed-check", type="primary", on_click=check, disabled=result is not None or labelled < N,
-            icon=":material/done_all:", width="stretch")
-right.button("New round", key="bed-new", on_click=new_round, icon=":material/refresh:", width="stretch")
-note.caption(f"{labelled} of {N} marked." if result is None else "New round draws fresh pictures from the newest G.")
-if result is not None:
-    a, b, c, d = st.columns(4)
-    a.metric("Your accuracy", f"{result.you:.0%}", help=f"{int(result.you_right.sum())} of {N} right")
-    b.metric("D's accuracy", f"{result.d:.0%}", help=f"{int(result.d_right.sum())} of {N} right")
-    c.metric("G's step (the fakes)", f"{rnd.g_step:,}")
-    d.metric("D's step (its checkpoint)", f"{rnd.d_step:,}")
-    st.caption(f"{rnd.rule[0].upper()}{rnd.rule[1:]}. The number under each picture is D's score.")
+with side:
+    left, right = st.columns(2)
+    left.button("Check", key="bed-check", type="primary", on_click=check, icon=":material/done_all:",
+                disabled=result is not None or labelled < N, width="stretch")
+    right.button("New round", key="bed-new", on_click=new_round, icon=":material/refresh:", width="stretch")
+    st.caption(f"{labelled} of {N} marked." if result is None else "New round draws fresh pictures from the newest G.")
+    if result is not None:
+        a, b = st.columns(2)
+        a.metric("Your accuracy", f"{result.you:.0%}", help=f"{int(result.you_right.sum())} of {N} right")
+        b.metric("D's accuracy", f"{result.d:.0%}", help=f"{int(result.d_right.sum())} of {N} right")
+        a.metric("G's step", f"{rnd.g_step:,}", help="The training step of the G that drew the fakes")
+        b.metric("D's step", f"{rnd.d_step:,}", help="D's weights are from the run's checkpoint at this step")
+        st.caption(f"{rnd.rule[0].upper()}{rnd.rule[1:]}. The number under each picture is D's score.")
+    if S["tally"]:
+        st.table(S["tally"], hide_index=True)
 if S["tally"]:
-    st.subheader("Your rounds on this run")
-    chart, table = st.columns([3, 2])
-    with chart:
-        echart(be_d.tally_chart(S["tally"]), "bed-tally", height=280)
-    table.dataframe(S["tally"], hide_index=True, width="stretch")
-    st.caption("Early on, fakes are easy to spot for you and for D. As G improves, both drift toward 50%, chance: "
-               "the fakes look real.")
+    with grid:
+        echart(be_d.tally_chart(S["tally"]), "bed-tally", height=260)
+        st.caption("Early on, fakes are easy to spot, for you and for D. As G improves, both drift toward 50%, "
+                   "chance: the fakes look real.")

@@ -21,9 +21,9 @@ from ganlab.config import get_preset
 from ganlab.registry import RunRegistry
 
 pytestmark = pytest.mark.browser
-PAGES = ["", "Train", "Samples", "Latent", "Discriminator", "Learn", "Compare", "Runs"]
+PAGES = ["", "Train", "Samples", "Latent", "Discriminator", "Learn", "Compare", "Runs", "Be_D"]
 WATCH_S = 4.0
-UPSTREAM_PROBE = re.compile(r"^/(Train|Samples|Latent|Discriminator|Learn|Compare|Runs)/_stcore/(health|host-config)$")
+UPSTREAM_PROBE = re.compile(rf"^/({'|'.join(p for p in PAGES if p)})/_stcore/(health|host-config)$")
 QUIET_BYTES = 4_000   # what the log may grow by while a run trains and every page is opened on it
 
 

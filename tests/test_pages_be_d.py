@@ -48,19 +48,19 @@ def test_label_check_and_new_round(lab: RunRegistry) -> None:
     assert metric(at, "Your accuracy") == "50%"                     # all "real" on a half/half round
     d_right = (rnd.scores > 0.5) == rnd.real                        # D's answers from its own scores
     assert metric(at, "D's accuracy") == f"{d_right.mean():.0%}"
-    assert metric(at, "G's step (the fakes)") == "20"
+    assert metric(at, "G's step") == "20"
     assert all(w.disabled for w in labels(at)), "a checked round's answers stay as they were"
     assert any("above 0.5" in c.value for c in at.caption)
     chart = echarts(at)[0]
     assert series_rows(chart, 0) == [50] and series_rows(chart, 1) == [round(100 * d_right.mean())]
-    assert at.dataframe[0].value.shape[0] == 1
+    assert len(at.table[0].value) == 1
 
     at.button(key="bed-new").click().run()
     fresh = at.session_state[f"bed.{run.id}"]["round"]
     assert fresh.seed != rnd.seed and not np.array_equal(fresh.images, rnd.images)
     assert at.button(key="bed-check").disabled and not at.metric, "a new round starts unchecked"
     assert all(w.value is None and not w.disabled for w in labels(at))
-    assert at.dataframe[0].value.shape[0] == 1, "the tally keeps the checked round"
+    assert len(at.table[0].value) == 1, "the tally keeps the checked round"
 
 
 def test_no_run_and_a_2d_run(lab: RunRegistry) -> None:
@@ -102,4 +102,4 @@ def test_a_damaged_checkpoint_keeps_the_round_and_the_tally(lab: RunRegistry) ->
     assert not at.exception
     assert "damaged" in warnings(at)
     assert at.session_state[f"bed.{run.id}"]["round"] is before and len(at.get("image")) == 8
-    assert metric(at, "Your accuracy") == "50%" and at.dataframe[0].value.shape[0] == 1
+    assert metric(at, "Your accuracy") == "50%" and len(at.table[0].value) == 1
