@@ -51,6 +51,8 @@ def new_round() -> None:
 
 def check() -> None:
     rnd = S["round"]
+    if S["result"] is not None:   # a double click: the round is checked and counted once
+        return
     S["result"] = be_d.check(rnd, [st.session_state.get(f"bed-label-{rnd.seed}-{i}") for i in range(N)])
     S["tally"].append(be_d.tally_row(len(S["tally"]) + 1, rnd, S["result"]))
 
