@@ -63,8 +63,10 @@ def test_label_check_step_and_new_round(streamlit_server: str, runs_dir: Path, b
         assert page.get_by_text("D says real when its score is above 0.5", exact=False).count() == 1
         assert page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=re.compile(r"^(real|fake) · you")
                                                                            ).count() == 8
+        page.locator('[data-testid="stTable"]').filter(has_text="50").wait_for()   # the tally's first row
+        page.locator('[data-testid="stEChartsChart"] canvas').first.wait_for()
         assert_no_exception(page)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(SCREENSHOT))
 
         for step in (1, 2, 3):                                        # G improves: three single steps
             run.request_step("both")
