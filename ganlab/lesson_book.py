@@ -23,7 +23,9 @@ class Check:
     (<= max_modes covered), vanishing (median G gradient norm over `window` steps at least `ratio` times below
     the same run with loss=nonsaturating), overpowering (diagnose() names an overpowering D or vanishing
     gradients), images (classifier confidence >= conf_min with `classes` digits drawn), conditional (the
-    classifier reads the asked-for digit in >= acc_min of the samples). Image kinds are judged at the end.
+    classifier reads the asked-for digit in >= acc_min of the samples), xy_game (ganlab.games: simultaneous steps
+    on x*y spiral out, alternating ones stay bounded, a penalty on D settles them). Image kinds are judged at the
+    end.
     """
     kind: str
     phenomenon: str                 # one line for the table
@@ -43,6 +45,7 @@ class Lesson:
     page: str                       # the page the start button opens: "Train", "Samples", "Latent", ...
     check: Check | None = None      # None: a look-and-see lesson without an automatic check
     changes: dict[str, Any] = field(default_factory=dict)   # applied on top of the preset
+    figure: str = ""                # a figure of ganlab.games.FIGURES the Learn page draws with the text
 
     def config(self, **extra: Any) -> TrainConfig:
         """The validated config this lesson trains: preset, then `changes`, then `extra` (seed, steps...)."""

@@ -171,9 +171,21 @@ def _images(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, s
     return judge(final), value, {"final": final, "first_step_reached": first, "curve": curve}
 
 
+def _xy_game(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """The x*y game: simultaneous steps spiral out (radius x >= grow_min), alternating ones stay bounded
+    (within a factor `bound`), and alternating with the penalty on D settles (radius x <= settle_max)."""
+    from .games import MODES, radius_ratio, trajectory
+    p = check.params
+    ratios = {mode: radius_ratio(trajectory(mode, p["lr"], p["steps"])) for mode in MODES}
+    appeared = (ratios["simultaneous"] >= p["grow_min"] and 1 / p["bound"] <= ratios["alternating"] <= p["bound"]
+                and ratios["penalised"] <= p["settle_max"])
+    value = ", ".join(f"{mode} x{ratio:.3g}" for mode, ratio in ratios.items())
+    return appeared, value, {f"radius_{mode}": round(ratio, 4) for mode, ratio in ratios.items()}
+
+
 CHECKS: dict[str, Callable[[Check, TrainConfig, str | None], tuple[bool, str, dict[str, Any]]]] = {
     "coverage": _modes, "collapse": _modes, "vanishing": _vanishing, "overpowering": _overpowering,
-    "images": _images, "conditional": _images,
+    "images": _images, "conditional": _images, "xy_game": _xy_game,
 }
 
 

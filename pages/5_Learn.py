@@ -8,9 +8,11 @@ from __future__ import annotations
 import streamlit as st
 
 from ganlab.data import dataset_available
+from ganlab.games import FIGURES
 from ganlab.lesson_book import LESSONS
 from ui.classroom import copy_link, fresh_params, page_file
 from ui.common import run_picker, setup, start_run
+from ui.live import echart
 
 reg = setup()
 run_picker(reg)
@@ -32,6 +34,8 @@ for i, lesson in enumerate(LESSONS):
         if opened:
             copy_link("Learn", {"lesson": lesson.id}, key=f"learn-link-{lesson.id}", what="this lesson")
         st.markdown(lesson.explanation)
+        if lesson.figure:
+            echart(FIGURES[lesson.figure](), key=f"learn-figure-{lesson.id}", height=440)
         left, right = st.columns(2)
         with left:
             st.markdown(f"**What to watch.** {lesson.watch}")

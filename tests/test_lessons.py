@@ -2,6 +2,7 @@
 `python -m ganlab lessons --check` runs end to end on a tiny budget (no quality targets asserted here)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_lesson_is_complete_and_its_config_validates(lesson):
     assert lesson.title and lesson.watch and lesson.try_next
     assert lesson.explanation.count("$$") % 2 == 0           # display math is balanced
     if lesson.check is not None:
-        assert lesson.check.kind in ("coverage", "collapse", "vanishing", "overpowering", "images", "conditional")
+        assert lesson.check.kind in ("coverage", "collapse", "vanishing", "overpowering", "images", "conditional",
+                                     "xy_game")
         assert 0 < lesson.check.target_rate <= 1 and lesson.check.seeds >= 1
 
 
@@ -202,3 +204,12 @@ def test_bad_arguments_exit_2_with_one_line(capsys, args, message):
     assert cli.main(["lessons", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_oscillation_check_passes_and_fails_by_its_params():
+    lesson = get_lesson("oscillation")
+    run = run_check(lesson, seed=0)
+    assert run["appeared"] and run["measures"]["radius_simultaneous"] == pytest.approx(1.01 ** 100, abs=1e-4)
+    stricter = dataclasses.replace(lesson, check=dataclasses.replace(
+        lesson.check, params={**lesson.check.params, "grow_min": 3.0}))     # 200 steps of 0.1 only reach x2.7
+    assert not run_check(stricter, seed=0)["appeared"]

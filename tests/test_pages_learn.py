@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from apptest_util import echarts
 from streamlit.testing.v1 import AppTest
 
 from ganlab.config import PRESETS
@@ -47,6 +48,16 @@ def test_learn_page_renders_every_lesson(runs_dir):
     assert "$$" in text and r"D^*(x) = \frac{p_{data}(x)}{p_{data}(x) + p_g(x)}" in text
     assert "generator network (GNN)" in text and "graph neural network" in text
     assert "BCELoss" in text
+
+
+def test_a_lesson_with_a_figure_draws_it(runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["lesson"] = "oscillation"
+    at = _learn(at)
+    figures = echarts(at)
+    assert len(figures) == sum(1 for lesson in LESSONS if lesson.figure)
+    names = [s["name"] for s in figures[0]["series"]]
+    assert names[0].startswith("simultaneous steps (x2.7") and names[-1] == "equilibrium (0, 0)"
 
 
 def test_start_button_creates_selects_and_opens_the_run(runs_dir):
