@@ -25,6 +25,8 @@ from ganlab.metrics import (
     image_metrics,
     mode_stats,
     sample_diversity,
+    speckle_count,
+    texture_ratio,
 )
 
 
@@ -212,6 +214,62 @@ def test_image_quality_samples_from_the_runs_prior(split):
     assert len(seen) == 1 and tuple(seen[0].shape) == (QUALITY_SAMPLES, g.noise_dim)
     assert float(seen[0].abs().max()) <= 1.0
     assert Sink.rows[0]["step"] == 7 and 0 < Sink.rows[0]["classifier_confidence"] <= 1
+
+
+def _salt_and_pepper(x: torch.Tensor, share: float, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    hit = torch.rand(x.shape, generator=gen) < share
+    return torch.where(hit, torch.where(torch.rand(x.shape, generator=gen) < 0.5, -1.0, 1.0), x)
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    k = torch.tensor([1.0, 2.0, 1.0])
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"),
+                                      (k[:, None] * k[None, :] / 16).view(1, 1, 3, 3))
+
+
+def test_texture_sees_speckle_and_blur_that_real_digits_do_not_have(split):
+    """Real vs real is ~1; salt-and-pepper on 3% of the pixels is clearly rougher; a 3x3 blur smoother."""
+    train_x = split[0]
+    a, b = train_x[:1000], train_x[1000:2000]
+    assert texture_ratio(b, a) == pytest.approx(1.0, abs=0.05)
+    assert texture_ratio(_salt_and_pepper(b, 0.01), a) > 1.1
+    assert texture_ratio(_salt_and_pepper(b, 0.03), a) > 1.3
+    assert texture_ratio(_blur(b), a) < 0.9
+    real = float(speckle_count(a).mean())
+    assert real < 0.5                                        # stroke ends: ~0.2 per digit
+    assert float(speckle_count(b).mean()) == pytest.approx(real, abs=0.1)
+    assert float(speckle_count(_salt_and_pepper(b, 0.01)).mean()) > 2.0 > 5 * real
+    assert float(speckle_count(_blur(b)).mean()) < real / 3
+
+
+def test_speckle_counts_isolated_dots_only():
+    x = torch.full((3, 1, 28, 28), -1.0)
+    x[0, 0, 5, 5] = 1.0                                      # one bright dot
+    x[0, 0, 0, 27] = 1.0                                     # one in a corner: 3 neighbours
+    x[1, 0, 10:12, 10:12] = 1.0                              # a 2x2 blob is a stroke, not a speck
+    x[2] = 1.0
+    x[2, 0, 14, 14] = -1.0                                   # one dark dot in white
+    assert speckle_count(x).tolist() == [2.0, 0.0, 1.0]
+    assert texture_ratio(x, torch.full((2, 1, 28, 28), 0.5)) != texture_ratio(x, x) == 1.0
+    assert math.isnan(texture_ratio(x, torch.zeros(2, 1, 28, 28)))   # flat real images: no scale
+
+
+def test_image_metrics_report_texture_and_speckle(mnist_classifier, split):
+    train_x, _, held_x, _ = split
+    m = image_metrics(_salt_and_pepper(held_x, 0.03), train_x[:500], mnist_classifier)
+    assert m["texture"] > 1.3 and m["speckle"] > 5 and m["speckle_real"] < 0.5
+
+
+def test_quality_rows_state_the_texture_rules_and_render_old_rows():
+    from ganlab.metrics import quality_rows
+    row = {"step": 9, "classifier_confidence": 0.86, "texture": 1.13, "speckle": 2.13, "speckle_real": 0.18}
+    rows = {label: (value, meaning) for label, value, meaning in quality_rows(row)}
+    assert rows["texture vs data"][0] == "1.13" and "total variation" in rows["texture vs data"][1]
+    assert rows["speckle"][0] == "2.1 per image (data 0.2)"
+    assert not any("speckle_real" in label for label in rows)
+    old = {label for label, _, _ in quality_rows({"step": 9, "classifier_confidence": 0.86, "frechet": 5.0})}
+    assert old == {"classifier confidence", "Fréchet distance"}
 
 
 def test_per_mode_counts_the_threshold_and_veegans_literal_count(ring8):
