@@ -23,7 +23,7 @@ from .control import COMMANDS
 from .data_specs import SPECS
 from .export import ExportError, open_store
 from .loss_specs import LOSS_SPECS
-from .models import LABEL_EMBED, _dcgan_init, _dcgan_plan
+from .models import LABEL_EMBED, _dcgan_init, _dcgan_plan, label_embedding
 from .store import RunStore, StoreError, read_jsonl, slug
 
 CSV_EMBED_MAX = 5000      # points of an uploaded CSV written into the script (about 20 KB of text per 1,000)
@@ -340,11 +340,14 @@ def _nets(cfg: TrainConfig, shape: tuple[int, ...], flags: dict[str, bool], subs
                                  for a, b in zip(widths, widths[1:])]
         feat = cfg.d_layers[-1]
     subs.update({"$g_layers": "\n".join(" " * 12 + s for s in g), "$d_layers": "\n".join(" " * 12 + s for s in d),
-                 "$head": sn(f"nn.Linear({feat}, 1)"), "$d_embed": sn(f"nn.Embedding(NUM_CLASSES, {feat})"),
+                 "$head": sn(f"nn.Linear({feat}, 1)"), "$d_embed": sn(f"label_embedding(NUM_CLASSES, {feat})"),
                  "$emb": str(LABEL_EMBED)})
     init = inspect.getsource(_dcgan_init).replace("_dcgan_init(module: nn.Module) -> None", "dcgan_init(module)")
+    embed = re.sub(r'""".*?"""', '"""D\'s class vectors for its projection, N(0, 1/dim) like its other weights."""',
+                   inspect.getsource(label_embedding), flags=re.S)
+    embed = embed.replace("(num_classes: int, dim: int) -> nn.Embedding", "(num_classes, dim)")
     return (_DROPOUT * (flags["g_drop"] or flags["d_drop"]) + (init + "\n\n") * flags["dcgan"]
-            + _keep(_NETS, flags, subs))
+            + (embed + "\n\n") * flags["cond"] + _keep(_NETS, flags, subs))
 
 
 def _loss(cfg: TrainConfig) -> tuple[str, str]:

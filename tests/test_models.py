@@ -109,6 +109,19 @@ def test_conditional_build_needs_classes():
     assert g.embed is None and d.embed is None, "unconditional runs ignore the dataset's classes"
 
 
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_conditional_d_starts_with_its_label_term_on_the_heads_scale(model):
+    """nn.Embedding's N(0, 1) made <embed(y), h> ~280x the head's logit in mnist-cgan's D (3,136 features): a fixed
+    random per-class filter that G answered with salt-and-pepper specks. Now N(0, 1/F), as the head's weights."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(dataset="mnist5k", model=model, channels=32, conditional=True)
+    _, d = build_models(cfg, (1, 28, 28), num_classes=10)
+    h = d.features(torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert float(d.embed.weight.std()) == pytest.approx(h.shape[1] ** -0.5, rel=0.1)
+    label_term = (d.embed(labels(64)) * h).sum(1)
+    assert float(label_term.std()) < 5 * float(d.head(h).std())
+
+
 def _sn_layers(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding))]
 
