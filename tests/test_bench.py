@@ -22,7 +22,6 @@ from ganlab.config import get_preset
 from ganlab.data import load_dataset
 from ganlab.trainer import Trainer
 
-THREADS = torch.get_num_threads()
 RATIOS = ("ratio_mlp", "ratio_dcgan", "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac",
           "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8")
 SECONDS = ("regen_p50_ms", "regen_p95_ms", "ring8_10k_s", "first_step_s")
@@ -94,6 +93,7 @@ def test_baseline_loops_train_the_same_nets():
 
 
 def test_time_to_digits_scores_fixed_noise_and_stops_its_clock_while_scoring():
+    threads = torch.get_num_threads()
     out = time_to_digits("mnist-keras", cap_s=1.5, every=10)   # too short to reach readable digits
     curve = out["digits_curve"]
     assert out["digits_preset"] == "mnist-keras" and len(curve) >= 1
@@ -102,4 +102,4 @@ def test_time_to_digits_scores_fixed_noise_and_stops_its_clock_while_scoring():
     assert all(0.0 < row[2] <= 1.0 and 1 <= row[3] <= 10 for row in curve)
     reached = [row for row in curve if row[2] >= 0.80 and row[3] == 10]
     assert out["digits_s"] == (reached[0][1] if reached else None)
-    assert torch.get_num_threads() == THREADS                     # the race gives the threads back
+    assert torch.get_num_threads() == threads                     # the race gives the threads back
