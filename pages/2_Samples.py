@@ -6,7 +6,7 @@ import streamlit as st
 from ganlab import export, links, viz
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
-from ui.common import run_picker, setup
+from ui.common import run_page
 from ui.live import (
     chart_option,
     echart_2d,
@@ -20,12 +20,7 @@ from ui.live import (
 PLAY_EVERY = 0.4   # seconds per frame of the animation
 KEY = "samples.snap"
 
-reg = setup()
-run = run_picker(reg)
-st.title("Samples")
-if run is None:
-    st.info("No run selected: start one on Home or Train.")
-    st.stop()
+run = run_page("Samples")
 st.caption("Every snapshot draws G on the same fixed noise, so each cell shows how one z's sample evolved.")
 want = links.read_int(fresh_params().get("step"), 0, 10**9)
 if want is not None:

@@ -11,18 +11,13 @@ from ganlab import charts, links
 from ganlab.latent import interpolate, pca_directions, sample_z, sweep, z_span
 from ganlab.viz import extent_of
 from ui.classroom import copy_link, fresh_params
-from ui.common import registry, run_picker, setup
+from ui.common import registry, run_page
 from ui.live import class_names, echart_2d, show_montage
 
 N_GRID, N_ROW, N_PCA = 16, 9, 512
 SIDE = 360   # plot side of the smaller 2D views, pixels
 
-reg = setup()
-run = run_picker(reg)
-st.title("Latent explorer")
-if run is None:
-    st.info("No run selected: start one on Home or Train.")
-    st.stop()
+run = run_page("Latent explorer")
 view = run.view(with_snapshots=False)
 cfg, snap = view.cfg, view.latest
 if snap is None:

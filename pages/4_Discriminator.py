@@ -7,18 +7,13 @@ import streamlit as st
 from ganlab import links
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params
-from ui.common import run_picker, setup
+from ui.common import run_page
 from ui.live import chart_option, echart, echart_2d, live_fragment, mode_bars, snapshot_slider, snapshot_version
 
 LAYER_NAMES = {"field": "D heatmap", "real": "real points", "fake": "fake points", "manifold": "G manifold",
                "grads": "gradient arrows"}
 
-reg = setup()
-run = run_picker(reg)
-st.title("Discriminator")
-if run is None:
-    st.info("No run selected: start one on Home or Train.")
-    st.stop()
+run = run_page("Discriminator")
 
 is_2d = run.view(with_snapshots=False).cfg.is_2d
 link = fresh_params()

@@ -125,6 +125,17 @@ def run_label(run: Run) -> str:
     return f"{run.name} · {run.state} · {stamp}"
 
 
+def run_page(title: str) -> Run:
+    """The opening of a page about one run: set-up, the sidebar's run picker and the title; with no run selected
+    the page says how to start one and stops there."""
+    run = run_picker(setup())
+    st.title(title)
+    if run is None:
+        st.info("No run selected: start one on Home or Train.")
+        st.stop()
+    return run
+
+
 def run_picker(reg: RunRegistry | None = None) -> Run | None:
     """Sidebar run selector shared by every page; returns the selected Run (None when there are no runs).
 
