@@ -17,7 +17,12 @@ norm frozen, batch norm on batch statistics. So the round's reals are scored in 
 a batch of fakes, each filled up to the run's batch size, as D sees them when it trains.
 
 `check(round, answers)` scores a student's answers beside D's, `tally_row` makes one row of the per-session tally
-and `tally_chart` draws the tally (an ECharts option, like ganlab.charts). Never imports streamlit.
+and `tally_chart` draws the tally (an ECharts option, like ganlab.charts).
+
+`ask(store, cfg, image)` is "draw a digit, ask D": D's score of one drawn image (ganlab.drawn.digit_image), scored
+among real images of the data set that fill up its batch (batch norm sees a batch as in training); for a
+conditional run its score as each class, `class_chart` draws those. It also finds G's closest sample: SAMPLES
+fakes from a fixed noise seed (cached with the networks), the nearest in pixel space. Never imports streamlit.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import TrainConfig
+from .drawn import nearest
 from .latent import sample_z
 from .loss_specs import LOSS_SPECS
 from .montage import montage
@@ -39,6 +45,8 @@ from .viz import D_COLOR
 POOL = 1024            # real images kept per data set to draw rounds from
 MAX_BATCH = 128        # the scoring batches are the run's batch size, at most this (CPU time per round)
 MAX_RUNS = 8           # runs whose G and D stay loaded in this process
+SAMPLES = 256          # G's samples the closest one to a drawing is searched among (noise seed SAMPLE_SEED)
+SAMPLE_SEED = 0
 YOU_COLOR = "#54a24b"
 LABELS = ("real", "fake")
 
@@ -170,6 +178,72 @@ def tally_chart(rows: Sequence[dict[str, Any]]) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """D's answer on one drawn image, and G's closest sample to it."""
+    scores: np.ndarray       # (1,) D's score of the drawing; (classes,) its score as each class for a conditional D
+    boundary: float | None   # D says "real" above this; None for a critic, whose scores have no fixed middle
+    closest: np.ndarray      # (C, H, W) G's sample nearest to the drawing in pixel space, in [-1, 1]
+    distance: float          # their L2 distance in pixel space
+    closest_class: int | None
+    g_step: int
+    d_step: int
+
+
+def ask(store: RunStore, cfg: TrainConfig, image: np.ndarray, samples: int = SAMPLES) -> Answer:
+    """D's score of one image (C, H, W) in [-1, 1] (each class's, for a conditional run) and G's closest sample
+    among `samples` from a fixed noise seed. Raises RoundError as draw_round does, or when the image does not
+    have the run's image shape."""
+    import torch
+
+    if cfg.is_2d:
+        raise RoundError("drawing a digit works on image runs")
+    pool_x, pool_y = _real_pool(cfg.dataset, cfg.data_path, cfg.image_size, cfg.seed)
+    shape = tuple(pool_x.shape[1:])
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape != shape:
+        raise RoundError(f"the drawing is {image.shape} but this run's images are {shape}")
+    nets = _networks(store, cfg, shape)
+    fill = pool_x[:min(cfg.batch_size, MAX_BATCH) - 1]
+    x = torch.as_tensor(np.concatenate([image[None], fill]))
+    fill_y = pool_y[:len(fill)] if pool_y is not None else np.zeros(len(fill), np.int64)
+    try:
+        with nets.lock, torch.no_grad():
+            labels = [torch.as_tensor(np.concatenate([[k], fill_y]).astype(np.int64)) for k in range(nets.classes)]
+            scores = [float(nets.score(nets.D(x, y).float()).reshape(-1)[0]) for y in (labels or [None])]
+            if nets.samples is None or len(nets.samples[0]) != samples:
+                y = torch.arange(samples) % nets.classes if nets.classes else None
+                z = torch.as_tensor(sample_z(samples, cfg.noise_dim, SAMPLE_SEED, cfg.noise_dist))
+                nets.samples = (nets.G(z, y).float().numpy(), None if y is None else y.numpy())
+            fakes, fake_y = nets.samples
+    except (RuntimeError, ValueError) as e:
+        raise RoundError(f"this run's networks cannot score the drawing: {str(e)[:160]}") from None
+    i, dist = nearest(fakes, image)
+    spec = LOSS_SPECS.get(cfg.loss)
+    return Answer(scores=np.asarray(scores), boundary=None if spec is None else spec.boundary,
+                  closest=fakes[i], distance=dist, closest_class=None if fake_y is None else int(fake_y[i]),
+                  g_step=nets.g_step, d_step=nets.d_step)
+
+
+def class_chart(scores: Sequence[float], names: Sequence[str], boundary: float | None) -> dict:
+    """D's score of the drawing as each class, one bar per class, with the boundary dashed (when the loss has one)."""
+    best = int(np.argmax(scores))
+    bars = [{"value": round(float(v), 4), "itemStyle": {"color": YOU_COLOR if i == best else D_COLOR}}
+            for i, v in enumerate(scores)]
+    series: dict[str, Any] = {"type": "bar", "name": "D's score", "data": bars}
+    if boundary is not None:
+        series["markLine"] = {"silent": True, "symbol": "none", "data": [{"yAxis": boundary}],
+                              "lineStyle": {"type": "dashed", "color": "#999"}, "label": {"formatter": "real above"}}
+    return {
+        "animation": False, "title": {"text": "D's score as each class", "left": 0, "top": 0,
+                                      "textStyle": {"fontSize": 14}},
+        "tooltip": {"trigger": "axis"}, "grid": {"left": 50, "right": 60, "top": 40, "bottom": 40},
+        "xAxis": {"type": "category", "data": list(names), "name": "class", "nameLocation": "middle", "nameGap": 26},
+        "yAxis": {"type": "value", "name": "score", "nameLocation": "middle", "nameGap": 38},
+        "series": [series],
+    }
+
+
 # --- the networks and the real images, cached -----------------------------------------------------------------
 @dataclass
 class _Networks:
@@ -180,6 +254,7 @@ class _Networks:
     g_step: int
     d_step: int
     lock: threading.Lock
+    samples: Any = None      # G's SAMPLES fakes and their classes for `ask`, drawn once per weights
 
 
 _CACHE: OrderedDict[str, tuple[tuple, _Networks]] = OrderedDict()

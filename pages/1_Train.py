@@ -10,6 +10,7 @@ from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
 from ui.common import run_picker, setup, start_run, state_badge, state_message
 from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
+from ui.draw import DRAW_BUTTON, draw_data, drawn_run_name
 from ui.live import history_charts, live_fragment, model_overview
 from ui.panels import live_settings, progress, quality_panel, run_controls
 
@@ -32,14 +33,15 @@ def new_run_form(expanded: bool) -> None:
             st.info("A link filled this form: check it and press **Start new run** to train it. " + note)
         preset = preset_picker("cfg")
         data_upload("cfg")
-        cfg = config_form(get_preset(preset).config(), key="cfg")
+        draw_data("cfg")   # the form's "Train on my drawing" starts a csv run of the drawn points at once
+        cfg = config_form(get_preset(preset).config(), key="cfg", extra=DRAW_BUTTON)
         shared, _ = parse_config(form_values("cfg"))
         if shared is not None:
             copy_link("Train", links.config_params(shared, preset), key="cfg-link", what="this configuration",
                       label="Link to this configuration")
         if cfg is not None:
             try:
-                start_run(cfg, st.session_state.get("cfg.name") or None, reg)
+                start_run(cfg, drawn_run_name("cfg"), reg)
             except (OSError, ValueError) as e:   # a bad run name or an unwritable runs directory
                 st.error(f"Could not start the run: {e}")
             else:

@@ -1,6 +1,7 @@
 """Be the discriminator: the student labels real and fake images of the selected run, presses Check and sees their
 accuracy beside D's on the same images; a tally over rounds shows it getting harder as G improves. The rounds,
-D's weights and the scoring are ganlab.be_d's; a round is drawn once and kept in this session."""
+D's weights and the scoring are ganlab.be_d's; a round is drawn once and kept in this session. Below the round,
+"Draw a digit, ask D" (ui.draw): D's score of the student's own drawing and G's closest sample to it."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ from ganlab import be_d
 from ganlab.config import get_preset
 from ganlab.data import dataset_available
 from ui.common import run_picker, setup, start_run, state_message
+from ui.draw import ask_d_panel
 from ui.live import echart
 
 N, ROW = 8, 4          # images per round (half real), pictures per row
@@ -100,3 +102,5 @@ if S["tally"]:
         echart(be_d.tally_chart(S["tally"]), "bed-tally", height=260)
         st.caption("Early on, fakes are easy to spot, for you and for D. As G improves, both drift toward 50%, "
                    "chance: the fakes look real.")
+st.divider()
+ask_d_panel(run, tuple(rnd.images.shape[1:]))

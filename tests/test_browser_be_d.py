@@ -51,6 +51,7 @@ def test_label_check_step_and_new_round(streamlit_server: str, runs_dir: Path, b
         page.goto(f"{streamlit_server}/Be_D?run={run.id}")
         wait_connected(page)
         page.locator(PICTURES).nth(7).wait_for()
+        page.locator('[data-testid="stImage"] img').nth(7).wait_for()   # pictures can come a moment after the buttons
         assert page.locator(PICTURES).count() == 8 and len(image_sources(page)) == 8
         page.get_by_text(re.compile(r"drawn by G at step 0\.")).wait_for()
         assert page.locator(".st-key-bed-check button").is_disabled()

@@ -57,5 +57,7 @@ def test_pages_on_a_live_run_stay_on_the_server_and_the_log_stays_quiet(
     unexpected = [f for f in failures if not UPSTREAM_PROBE.match(urlsplit(f.split()[-1]).path)]
     assert not unexpected, f"failed requests other than Streamlit's base-path probe: {unexpected[:10]}"
     assert len(requests) > 100, "the tour made almost no requests: the pages did not load"
+    canvas = [u for u in requests if "/_stcore/bidi-components/streamlit-drawable-canvas" in u]
+    assert any(u.endswith(".js") for u in canvas), "Train's drawing canvas did not load its frontend from the server"
     assert len(grown.encode()) <= QUIET_BYTES, f"the server log grew {len(grown.encode())} bytes:\n{grown[-2000:]}"
     assert "Traceback" not in grown and "Warning" not in grown, grown[-2000:]

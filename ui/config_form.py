@@ -9,7 +9,7 @@ Pages import these names from here.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -159,7 +159,17 @@ def form_values(key: str = "cfg") -> dict[str, Any]:
 def _submit(key: str) -> None:
     cfg, errors = parse_config(form_values(key))
     st.session_state[f"{key}._errors"] = errors
+    submit(key, cfg)
+
+
+def submit(key: str, cfg: TrainConfig | None) -> None:
+    """From a callback of the form: config_form returns `cfg` on the run that follows (None: nothing to start)."""
     st.session_state[f"{key}._result"] = cfg
+
+
+def form_note(key: str, kind: str, message: str) -> None:
+    """From a callback of the form: show `message` (st.<kind>: "warning", "info", ...) under its buttons once."""
+    st.session_state[f"{key}._note"] = (kind, message)
 
 
 def _uploaded(key: str) -> None:
@@ -190,10 +200,15 @@ def data_upload(key: str = "cfg") -> None:
         getattr(st, kind)(msg)
 
 
-def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Start new run") -> TrainConfig | None:
+ExtraButton = tuple[str, str, Callable[[str], None]]   # (label, icon, callback(key)) of a second submit button
+
+
+def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Start new run",
+                extra: ExtraButton | None = None) -> TrainConfig | None:
     """The full training-config form. Returns the validated TrainConfig on the run its button was pressed,
     else None. Invalid values are shown next to their field (never as a traceback). The run name typed in
-    the form is in st.session_state[f"{key}.name"]."""
+    the form is in st.session_state[f"{key}.name"]. `extra` adds a second submit button beside it: its callback
+    sees the form's values, as Start's does, and calls `submit` with a config to start, or `form_note`."""
     for f in fields(TrainConfig):
         st.session_state.setdefault(f"{key}.{f.name}", widget_value(initial, f.name))
     errors: dict[str, str] = st.session_state.get(f"{key}._errors") or {}
@@ -208,6 +223,12 @@ def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Sta
                 for j, name in enumerate(names):
                     with cols[j % 4]:
                         field_widget(name, widget_value(initial, name), f"{key}.{name}", errors.get(name))
-        st.form_submit_button(submit_label, type="primary", on_click=_submit, args=(key,),
-                              icon=":material/rocket_launch:")
+        with st.container(horizontal=True):
+            st.form_submit_button(submit_label, type="primary", on_click=_submit, args=(key,),
+                                  icon=":material/rocket_launch:")
+            if extra is not None:
+                st.form_submit_button(extra[0], key=f"{key}._extra", on_click=extra[2], args=(key,), icon=extra[1])
+        kind, msg = st.session_state.pop(f"{key}._note", (None, None))
+        if kind:
+            getattr(st, kind)(msg)
     return st.session_state.pop(f"{key}._result", None)

@@ -45,8 +45,13 @@ def me() -> Who:
 
 
 def remember() -> None:
-    """Store the token in the browser once (a reload then keeps this session's runs)."""
-    if st.session_state.get("_owner_cookie") or "_owner" not in st.session_state:
+    """Store the token in the browser once (a reload then keeps this session's runs). Later runs fill the same slot
+    with an empty element, so what follows keeps its place: an element that comes or goes above a block remounts
+    it, and the drawing canvas would lose its drawing on the first stroke (docs/architecture.md, section 6)."""
+    if "_owner" not in st.session_state:
+        return
+    if st.session_state.get("_owner_cookie"):
+        st.empty()
         return
     st.iframe(f"<script>document.cookie = '{COOKIE}={st.session_state['_owner']}; path=/; "
               "max-age=31536000; SameSite=Strict';</script>", height=1)
