@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from engine_util import wait_for
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from browser_util import assert_no_exception, screenshot, wait_connected, wait_script_finished
 from ganlab.config import get_preset
@@ -56,8 +57,17 @@ def test_branch_from_runs_page_then_compare_parent_and_child(streamlit_server: s
     page.goto(f"{streamlit_server}/Runs?run={parent.id}")
     wait_connected(page)
     page.get_by_role("tab", name="Rewind and branch").click()
-    page.get_by_role("combobox", name=re.compile(r"^loss")).click()
-    page.get_by_role("option", name="hinge", exact=True).click()
+    wait_script_finished(page)
+    hinge = page.get_by_role("option", name="hinge", exact=True)
+    for _ in range(3):   # a rerun that lands while the list is open closes it (seen once on a loaded box)
+        page.get_by_role("combobox", name=re.compile(r"^loss")).click()
+        try:
+            hinge.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            wait_script_finished(page)
+    hinge.click()
     page.get_by_role("button", name=re.compile("Branch from this checkpoint")).click()
     wait_script_finished(page)
     page.get_by_text(re.compile(r"continues branch parent from step 300")).wait_for(timeout=60_000)
