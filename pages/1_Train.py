@@ -23,6 +23,7 @@ if links.is_config_link(link):   # a configuration link fills the form; it never
     load_form(linked or get_preset(preset).config(), "cfg")
     st.session_state["cfg._errors"] = {k: v for k, v in errors.items() if k != links.PRESET_KEY}
     st.session_state["cfg._linked"] = errors.get(links.PRESET_KEY, "")
+    st.session_state["cfg._open"] = True   # the linked form stays open across reruns (the canvas's first one too)
 
 
 def new_run_form(expanded: bool) -> None:
@@ -85,4 +86,4 @@ def draw(v: RunView) -> None:
 
 live_fragment(run, draw, key="train")
 if not presenting():   # open after an upload or a configuration link
-    new_run_form(expanded=st.session_state.get("cfg._upload") is not None or "cfg._linked" in st.session_state)
+    new_run_form(expanded=st.session_state.get("cfg._upload") is not None or st.session_state.get("cfg._open", False))

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from conftest import VIEWPORT, serve_app
 from engine_util import wait_for
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from browser_util import SCREENSHOT_DIR, assert_no_exception, screenshot, wait_connected
@@ -34,7 +35,18 @@ def _finished_run(runs_dir: Path, name: str, steps: int = 60, reg: RunRegistry |
 
 
 def _popover_link(page, label: str) -> str:
-    page.get_by_role("button", name=re.compile(label)).first.click()
+    button = page.get_by_role("button", name=re.compile(label)).first
+    canvas = page.locator(".st-key-cfg-_canvas canvas.upper-canvas")   # the drawing canvas above the form loads
+    if canvas.count():                                                   # late and shifts what is below it
+        canvas.first.wait_for(state="visible")
+    for _ in range(3):
+        try:
+            button.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:            # still moving (the form's expander covered it once in a full run)
+            page.wait_for_timeout(1000)
+    else:
+        button.click()
     code = page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"] code').first
     code.wait_for(state="visible")
     link = code.inner_text().strip()
