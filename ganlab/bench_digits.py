@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from .config import get_preset
-from .lessons import image_scores
+from .lessons import image_scores, images_shown
 from .metrics import get_classifier
 from .trainer import Trainer
 from .worker import CPU_THREADS
 
-CONF_MIN, CLASSES = 0.80, 10
+READABLE = {"conf_min": 0.80, "classes": 10}   # judged by the lessons check's own rule
 
 
 def time_to_digits(preset: str = "mnist-fast", seed: int = 0, device: str = "cpu", cap_s: float = 300.0,
@@ -47,7 +47,7 @@ def _race(cfg, device: str, cap_s: float, every: int) -> dict[str, Any]:
         row = image_scores(trainer, conditional=False)
         curve.append([trainer.step, round(elapsed, 2), round(row["classifier_confidence"], 4),
                       int(row["classes_present"])])
-        if row["classifier_confidence"] >= CONF_MIN and row["classes_present"] >= CLASSES:
+        if images_shown(row, READABLE, conditional=False):
             reached = curve[-1]
         clock = time.perf_counter()
     return {"digits_s": reached[1] if reached else None, "digits_step": reached[0] if reached else None,
