@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from .checks import image_scores, images_shown
 from .config import get_preset
-from .lessons import image_scores, images_shown
 from .metrics import get_classifier
 from .trainer import Trainer
 from .worker import CPU_THREADS

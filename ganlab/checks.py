@@ -1,0 +1,170 @@
+"""The lessons' checks: one function per check kind (CHECKS), each training what it needs and judging it.
+
+A check function takes (check, cfg, device) and returns (appeared, value text, measures). It trains through
+`train(cfg, device, every, on_eval)`, which ganlab.lessons may route elsewhere (`set_trainer`): to seed
+ensembles that train all of a lesson's seeds at once. ganlab.lessons runs the checks and prints the table.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .lesson_book import Check
+
+EVAL_SAMPLES = 1000             # image checks score this many samples (as ganlab.quality does)
+TrainFn = Callable[..., tuple[Any, dict[str, np.ndarray]]]
+
+
+# --- training: solo by default, routed by ganlab.lessons for ensembles --------------------------------------
+def solo_train(cfg: TrainConfig, device: str | None, every: int = 0,
+           on_eval: Callable[[Any], None] | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """Train `cfg` for cfg.steps; returns the trainer and its history (columns of HISTORY_KEYS)."""
+    from .snapshots import HISTORY_KEYS
+    from .trainer import Trainer
+
+    trainer = Trainer(cfg, device=device)
+    rows = []
+    while trainer.step < cfg.steps:
+        if trainer.train_step():
+            rows.append(trainer.collect())
+        if on_eval is not None and every and trainer.step % every == 0 and trainer.step < cfg.steps:
+            on_eval(trainer)
+    history = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in HISTORY_KEYS}
+    return trainer, history
+
+
+def image_scores(trainer, conditional: bool) -> dict[str, float]:
+    from .metrics import get_classifier, image_metrics
+
+    classifier = get_classifier("mnist")
+    gen = torch.Generator().manual_seed(1234)      # the same z at every evaluation: changes come from G
+    z = trainer.G.noise(EVAL_SAMPLES, gen).to(trainer.device)
+    y = (torch.arange(EVAL_SAMPLES) % trainer.data.num_classes).to(trainer.device) if conditional else None
+    fake = trainer.generate(z, y).cpu()
+    real_idx = torch.randperm(len(trainer.data.x), generator=torch.Generator().manual_seed(0))[:EVAL_SAMPLES]
+    row = image_metrics(fake, trainer.data.x[real_idx], classifier)
+    if conditional:
+        with torch.no_grad():
+            row["label_accuracy"] = float((classifier(fake).argmax(1) == y.cpu()).float().mean())
+    return row
+
+
+def _window_median(history: dict[str, np.ndarray], key: str, lo: float, hi: float) -> float:
+    steps, values = history["step"], history[key]
+    keep = (steps >= lo) & (steps <= hi) & np.isfinite(values)
+    return float(np.median(values[keep])) if keep.any() else float("nan")
+
+
+_TRAIN: TrainFn = solo_train
+
+
+def set_trainer(fn: TrainFn | None) -> TrainFn:
+    """Route the checks' training through `fn` (None: back to solo_train); returns the previous one."""
+    global _TRAIN
+    previous, _TRAIN = _TRAIN, fn or solo_train
+    return previous
+
+
+def train(cfg: TrainConfig, device: str | None, every: int = 0,
+          on_eval: Callable[[Any], None] | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """What a check calls to train `cfg`: (trainer, history)."""
+    return _TRAIN(cfg, device, every, on_eval)
+
+
+# --- the checks: each trains what it needs and returns (appeared, value text, measures) ------------------------
+def _modes(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """coverage: at least min_modes (default all) covered with hq_min high-quality; collapse: <= max_modes."""
+    from .metrics import mode_stats
+    p = check.params
+    trainer, _ = train(cfg, device)
+    s = mode_stats(trainer.generate(trainer.fixed_z).cpu().numpy(), trainer.data.modes, trainer.data.mode_std)
+    measures = {"modes_covered": s["modes_covered"], "high_quality_frac": round(s["high_quality_frac"], 4),
+                "reverse_kl": round(s["reverse_kl"], 4)}
+    value = f"{s['modes_covered']}/{s['n_modes']} modes, {s['high_quality_frac']:.0%} HQ"
+    if check.kind == "coverage":
+        appeared = (s["modes_covered"] >= p.get("min_modes", s["n_modes"])
+                    and s["high_quality_frac"] >= p.get("hq_min", 0.0))
+    else:
+        appeared = s["modes_covered"] <= p["max_modes"]
+    return appeared, value, measures
+
+
+def _vanishing(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """G's gradient norm, median over a step window, at least `ratio` times below the non-saturating run's."""
+    p = check.params
+    lo, hi = p["window"]
+    if hi > cfg.steps:   # a shortened (smoke) run: the same window, scaled into it
+        lo, hi = lo * cfg.steps / hi, cfg.steps
+    _, h_sat = train(cfg, device)
+    _, h_ns = train(cfg.replace(loss="nonsaturating"), device)
+    sat, ns = _window_median(h_sat, "grad_g", lo, hi), _window_median(h_ns, "grad_g", lo, hi)
+    ratio = ns / sat if sat > 0 else (math.inf if ns > 0 else float("nan"))
+    measures = {"grad_g_saturating": sat, "grad_g_nonsaturating": ns, "ratio": ratio, "window": [lo, hi]}
+    return bool(ratio >= p["ratio"]), f"{ratio:.3g}x lower (steps {lo:.0f}-{hi:.0f})", measures
+
+
+def _overpowering(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """The diagnosis says D overpowers G (or G's gradient vanishes)."""
+    from .diagnose import diagnose
+    _, h = train(cfg, device)
+    kinds = [d.kind for d in diagnose(h, [], cfg.loss, cfg.is_2d)]
+    tail = slice(len(h["step"]) * 3 // 4, None)
+    measures = {"diagnoses": kinds, "d_real_tail": float(np.nanmean(h["d_real"][tail])),
+                "d_fake_tail": float(np.nanmean(h["d_fake"][tail]))}
+    appeared = "d_overpowering" in kinds or "vanishing_gradients" in kinds
+    return appeared, f"D(x) {measures['d_real_tail']:.3f}, D(G(z)) {measures['d_fake_tail']:.3f}", measures
+
+
+def images_shown(row: dict[str, float], params: dict[str, Any], conditional: bool) -> bool:
+    """Whether one image score row shows the phenomenon: the asked-for digit read in >= acc_min (conditional),
+    else confidence >= conf_min with >= `classes` digits drawn and, if given, class KL to uniform <= kl_max."""
+    if conditional:
+        return row["label_accuracy"] >= params["acc_min"]
+    return (row["classifier_confidence"] >= params["conf_min"] and row["classes_present"] >= params["classes"]
+            and row["class_kl"] <= params.get("kl_max", math.inf))
+
+
+def _images(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """images: classifier confidence >= conf_min with `classes` digits drawn; conditional: the asked-for digit
+    read in >= acc_min. Scored every eval_every steps, so the table also says when it was first reached."""
+    p, conditional = check.params, check.kind == "conditional"
+    curve: list[dict[str, float]] = []
+
+    def judge(row: dict[str, float]) -> bool:
+        return images_shown(row, p, conditional)
+
+    def evaluate(trainer) -> None:
+        row = image_scores(trainer, conditional)
+        curve.append({"step": trainer.step, **{k: round(float(v), 4) for k, v in row.items()}})
+
+    trainer, _ = train(cfg, device, p.get("eval_every", 0), evaluate)
+    evaluate(trainer)
+    final = curve[-1]
+    first = next((r["step"] for r in curve if judge(r)), None)
+    value = (f"label acc {final['label_accuracy']:.2f}" if conditional else
+             f"conf {final['classifier_confidence']:.3f}, {final['classes_present']} digits, "
+             f"class KL {final['class_kl']:.3f}")
+    value += f", first reached at step {first}" if first is not None else ", not reached"
+    return judge(final), value, {"final": final, "first_step_reached": first, "curve": curve}
+
+
+def _xy_game(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """The x*y game: simultaneous steps spiral out (radius x >= grow_min), alternating ones stay bounded
+    (within a factor `bound`), and alternating with the penalty on D settles (radius x <= settle_max)."""
+    from .games import MODES, radius_ratio, trajectory
+    p = check.params
+    ratios = {mode: radius_ratio(trajectory(mode, p["lr"], p["steps"])) for mode in MODES}
+    appeared = (ratios["simultaneous"] >= p["grow_min"] and 1 / p["bound"] <= ratios["alternating"] <= p["bound"]
+                and ratios["penalised"] <= p["settle_max"])
+    value = ", ".join(f"{mode} x{ratio:.3g}" for mode, ratio in ratios.items())
+    return appeared, value, {f"radius_{mode}": round(ratio, 4) for mode, ratio in ratios.items()}
+
+
+CHECKS: dict[str, Callable[[Check, TrainConfig, str | None], tuple[bool, str, dict[str, Any]]]] = {
+    "coverage": _modes, "collapse": _modes, "vanishing": _vanishing, "overpowering": _overpowering,
+    "images": _images, "conditional": _images, "xy_game": _xy_game,
+}
