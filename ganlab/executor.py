@@ -1,8 +1,9 @@
 """Where workers (ganlab.worker) run: a process per run (the app's default), a Ray actor per run, or a thread.
 
-Every backend has the same small interface, `start(store, offset=, paused=, max_active=, launch=)` and
-`shutdown()`; commands never go through it: they are lines in the run's commands.jsonl (ganlab.control),
-read by the worker whichever backend runs it, and the state comes back through the run directory.
+Every backend has the same small interface, `start(store, offset=, paused=, max_active=, launch=)`,
+`start_group(stores, offsets=, ...)` (one worker for a seed group: ganlab.ensemble_worker) and `shutdown()`;
+commands never go through it: they are lines in the run's commands.jsonl (ganlab.control), read by the worker
+whichever backend runs it, and the state comes back through the run directory.
 
 - `process`: `python -m ganlab.worker RUN_DIR` spawned (never forked) in a session of its own, output in
   `<run>/worker.log`. A reaper thread waits for it: a worker that dies by a signal (a segfault, the OOM
@@ -43,6 +44,9 @@ class Executor(Protocol):
     name: str
 
     def start(self, store: RunStore, *, offset: int, paused: bool, max_active: int, launch: str) -> None: ...
+
+    def start_group(self, stores: list[RunStore], *, offsets: list[int], paused: bool, max_active: int,
+                    launch: str) -> None: ...
 
     def launching(self, run_id: str) -> bool: ...
 
@@ -99,23 +103,39 @@ class ProcessExecutor:
         mode = "wb" if file_size(log_path) > MAX_LOG else "ab"
         cmd = [sys.executable, "-m", "ganlab.worker", str(store.path), "--offset", str(offset),
                "--max-active", str(max_active), "--launch", launch] + (["--paused"] if paused else [])
+        self._spawn([store], cmd, log_path, mode, launch)
+
+    def start_group(self, stores: list[RunStore], *, offsets: list[int], paused: bool, max_active: int,
+                    launch: str) -> None:
+        """One `python -m ganlab.ensemble_worker` for the seed group; its log is the first member's."""
+        log_path = stores[0].path / "worker.log"
+        mode = "wb" if file_size(log_path) > MAX_LOG else "ab"
+        cmd = [sys.executable, "-m", "ganlab.ensemble_worker", *(str(s.path) for s in stores),
+               "--offsets", ",".join(str(o) for o in offsets), "--max-active", str(max_active),
+               "--launch", launch] + (["--paused"] if paused else [])
+        self._spawn(stores, cmd, log_path, mode, launch)
+
+    def _spawn(self, stores: list[RunStore], cmd: list[str], log_path: Path, mode: str, launch: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         with open(log_path, mode) as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=env, cwd=str(REPO_ROOT), start_new_session=True)
         with self._lock:
-            self._procs[store.run_id] = proc
-        threading.Thread(target=self._reap, args=(store, proc, launch), name=f"ganlab-reap-{store.run_id}",
+            for store in stores:
+                self._procs[store.run_id] = proc
+        threading.Thread(target=self._reap, args=(stores, proc, launch), name=f"ganlab-reap-{stores[0].run_id}",
                          daemon=True).start()
 
-    def _reap(self, store: RunStore, proc: subprocess.Popen, launch: str) -> None:
+    def _reap(self, stores: list[RunStore], proc: subprocess.Popen, launch: str) -> None:
         code = proc.wait()
         with self._lock:
-            if self._procs.get(store.run_id) is proc:
-                del self._procs[store.run_id]
+            for store in stores:
+                if self._procs.get(store.run_id) is proc:
+                    del self._procs[store.run_id]
         if code != 0:
-            worker_died(store, describe_exit(code), launch)
+            for store in stores:   # a seed group's crash ends every member
+                worker_died(store, describe_exit(code), launch)
 
     def launching(self, run_id: str) -> bool:
         with self._lock:
@@ -129,8 +149,8 @@ class ProcessExecutor:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the workers this process started (each saves a checkpoint), then kill any that hang."""
         import time
-        with self._lock:
-            procs = {k: p for k, p in self._procs.items() if p.poll() is None}
+        with self._lock:   # a seed group's process is listed once per member: stop it once
+            procs = {id(p): p for p in self._procs.values() if p.poll() is None}
         for proc in procs.values():
             try:
                 control.send(Path(proc.args[3]), "stop")
@@ -161,6 +181,17 @@ class ThreadExecutor:
             self._threads[store.run_id] = (thread, store.path)
         thread.start()
 
+    def start_group(self, stores: list[RunStore], *, offsets: list[int], paused: bool, max_active: int,
+                    launch: str) -> None:
+        from .ensemble_worker import GroupWorker
+        worker = GroupWorker([s.path for s in stores], offsets=offsets, paused=paused, max_active=max_active,
+                             launch=launch, quality_fn=self.quality_fn)
+        thread = threading.Thread(target=worker.serve, name=f"ganlab-group-{stores[0].run_id}", daemon=True)
+        with self._lock:
+            for store in stores:
+                self._threads[store.run_id] = (thread, store.path)
+        thread.start()
+
     def launching(self, run_id: str) -> bool:
         with self._lock:
             thread, _ = self._threads.get(run_id, (None, None))
@@ -174,8 +205,8 @@ class ThreadExecutor:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         import time
-        with self._lock:
-            threads = [t for t in self._threads.values() if t[0].is_alive()]
+        with self._lock:   # a seed group's thread is listed once per member: stop it once
+            threads = list({id(t[0]): t for t in self._threads.values() if t[0].is_alive()}.values())
         for _, path in threads:
             try:
                 control.send(path, "stop")
@@ -214,12 +245,22 @@ class RayExecutor:
     def start(self, store: RunStore, *, offset: int, paused: bool, max_active: int, launch: str) -> None:
         actor = self._actor.options(num_cpus=1, num_gpus=self.gpus, max_restarts=0).remote()
         ref = actor.serve.remote(str(store.path), offset, paused, max_active, launch)
-        with self._lock:
-            self._refs[store.run_id] = (actor, ref, store.path)
-        threading.Thread(target=self._watch, args=(store, actor, ref, launch), daemon=True,
-                         name=f"ganlab-ray-{store.run_id}").start()
+        self._follow([store], actor, ref, launch)
 
-    def _watch(self, store: RunStore, actor: Any, ref: Any, launch: str) -> None:
+    def start_group(self, stores: list[RunStore], *, offsets: list[int], paused: bool, max_active: int,
+                    launch: str) -> None:
+        actor = self._actor.options(num_cpus=1, num_gpus=self.gpus, max_restarts=0).remote()
+        ref = actor.serve_group.remote([str(s.path) for s in stores], offsets, paused, max_active, launch)
+        self._follow(stores, actor, ref, launch)
+
+    def _follow(self, stores: list[RunStore], actor: Any, ref: Any, launch: str) -> None:
+        with self._lock:
+            for store in stores:
+                self._refs[store.run_id] = (actor, ref, store.path)
+        threading.Thread(target=self._watch, args=(stores, actor, ref, launch), daemon=True,
+                         name=f"ganlab-ray-{stores[0].run_id}").start()
+
+    def _watch(self, stores: list[RunStore], actor: Any, ref: Any, launch: str) -> None:
         try:
             self.ray.get(ref)
         except Exception as e:  # noqa: BLE001 - RayActorError and kin: the actor's process died
@@ -227,11 +268,13 @@ class RayExecutor:
             name = next((s for s in _SIGNAL_HINT if s in text), None)
             how = f"was killed by {name} ({_SIGNAL_HINT[name]})" if name else \
                 f"died ({type(e).__name__}: {text.strip().splitlines()[0][:200] if text.strip() else ''})"
-            worker_died(store, how, launch)
+            for store in stores:
+                worker_died(store, how, launch)
         finally:
             with self._lock:
-                if self._refs.get(store.run_id, (None, None, None))[1] is ref:
-                    del self._refs[store.run_id]
+                for store in stores:
+                    if self._refs.get(store.run_id, (None, None, None))[1] is ref:
+                        del self._refs[store.run_id]
             try:
                 self.ray.kill(actor)
             except Exception:  # noqa: BLE001 - already gone
@@ -246,8 +289,8 @@ class RayExecutor:
         return not ready
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            entries = list(self._refs.values())
+        with self._lock:   # a seed group's actor is listed once per member: stop it once
+            entries = list({id(e[1]): e for e in self._refs.values()}.values())
         for _, _, path in entries:
             try:
                 control.send(path, "stop")
@@ -263,6 +306,13 @@ class _RunActor:
     def serve(self, run_dir: str, offset: int, paused: bool, max_active: int, launch: str) -> str:
         from ganlab.worker import Worker
         worker = Worker(run_dir, offset=offset, paused=paused, max_active=max_active, launch=launch)
+        worker.wait_quality = True
+        return worker.serve()
+
+    def serve_group(self, run_dirs: list[str], offsets: list[int], paused: bool, max_active: int,
+                    launch: str) -> str:
+        from ganlab.ensemble_worker import GroupWorker
+        worker = GroupWorker(run_dirs, offsets=offsets, paused=paused, max_active=max_active, launch=launch)
         worker.wait_quality = True
         return worker.serve()
 

@@ -4,6 +4,11 @@ A registry creates run directories (checking the runs folder's quota first), bra
 checkpoints (refusing changes its weights would not fit), lists the runs on disk (a damaged directory is listed
 in `unreadable`, never fatal), renames and deletes them, and stops its runs' workers on shutdown. It is only a
 cache of `ganlab.runs.Run` objects: the run directories are the truth, and workers train.
+
+Seed groups (`create_group`, `groups`): K runs of one config with seeds base, base+1, ...; each member is an
+ordinary run directory whose status.json records {"group": {"id", "index", "seeds", "ensemble"}}. A 2D config
+the batched model supports trains as one ensemble in one worker holding one training slot
+(ganlab.ensemble_worker); any other trains as K ordinary runs, each queued for a slot.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import shutil
 import signal
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +27,49 @@ from .config import TrainConfig
 from .disk import budget_bytes, dir_size, sweep_temp
 from .executor import get_executor
 from .runs import HOST, Run
-from .states import BRANCH
+from .states import BRANCH, RunState
 from .store import (
     RunStore,
     StoreError,
     clean_name,
     default_runs_dir,
     load_checkpoint,
+    new_stamp,
     safe_run_dir,
 )
 from .weights import check_weights_fit
 
 RUNS_QUOTA_MB = 20_000     # the whole runs directory (GANLAB_RUNS_QUOTA_MB); new runs are refused past it
+MIN_SEEDS, MAX_SEEDS = 2, 8   # a seed group's size
+
+
+@dataclass
+class SeedGroup:
+    """The runs of one seed group, member index order. `ensemble`: trained as one batched model; `note` says how
+    it trains (and, for separate runs, why)."""
+    id: str
+    runs: list[Run]
+    seeds: list[int]
+    ensemble: bool
+    note: str = ""
+
+
+def group_of(run: Run) -> dict | None:
+    """The seed-group record of `run`'s status ({"id", "index", "seeds", "ensemble"}), None for a lone run."""
+    group = run._status.get("group")   # the cached status: listing groups reads no file
+    return group if isinstance(group, dict) and isinstance(group.get("id"), str) and \
+        isinstance(group.get("index"), int) else None
+
+
+def group_note(cfg: TrainConfig, k: int) -> tuple[bool, str]:
+    """(True, how) when `cfg`'s seeds train as one ensemble, else (False, why they train as separate runs)."""
+    from .ensemble import check_supported
+    try:
+        check_supported(cfg)
+    except ValueError as e:
+        return False, (f"{k} separate runs, each queued for a training slot: the batched seed ensemble cannot "
+                       f"train this config ({e})")
+    return True, f"one batched model for {k} seeds: one worker, one training slot"
 
 
 def _reason(e: BaseException) -> str:
@@ -88,6 +126,69 @@ class RunRegistry:
         if start:
             run.start(paused=paused)
         return run
+
+    def create_group(self, cfg: TrainConfig, seeds: int = 4, name: str | None = None, *, owner: str | None = None,
+                     start: bool = True) -> SeedGroup:
+        """A seed group of `seeds` runs of `cfg` with seeds cfg.seed, cfg.seed + 1, ... (see the module's notes).
+        ValueError for a size outside MIN_SEEDS..MAX_SEEDS; StoreError past the quota."""
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or not MIN_SEEDS <= seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds: a seed group has {MIN_SEEDS} to {MAX_SEEDS} seeds, got {seeds!r}")
+        self.check_quota()
+        ensemble, note = group_note(cfg, seeds)
+        gid = f"g{new_stamp()}"
+        numbers = [cfg.seed + k for k in range(seeds)]
+        base = clean_name(name or cfg.dataset)
+        runs = []
+        for k, seed in enumerate(numbers):
+            member = cfg.replace(seed=seed)
+            store = RunStore.create(self.runs_dir, f"{base[:70]} seed {seed}", member, None, owner)
+            store.update_status(group={"id": gid, "index": k, "seeds": numbers, "ensemble": ensemble})
+            run = Run(store, member, self)
+            with self._lock:
+                self._runs[run.id] = run
+            runs.append(run)
+        group = SeedGroup(gid, runs, numbers, ensemble, note)
+        if start:
+            self.start_group(group)
+        return group
+
+    def start_group(self, group: SeedGroup, paused: bool = False) -> None:
+        """Start the group's worker (an ensemble) or each member's (separate runs)."""
+        if not group.ensemble:
+            for run in group.runs:
+                run.start(paused=paused)
+            return
+        launch = uuid.uuid4().hex[:12]
+        stores = [run.store for run in group.runs]
+        offsets = [control.command_offset(s.path) for s in stores]
+        for run in group.runs:
+            run._apply_status(run.store.update_status(
+                state=RunState.QUEUED.value, message="queued: starting the seed group's worker",
+                launched=time.time(), launch=launch, host=HOST, pid=None))
+        try:
+            self.executor.start_group(stores, offsets=offsets, paused=paused, max_active=self.max_active,
+                                      launch=launch)
+        except Exception as e:
+            for store in stores:
+                store.update_status(state=RunState.FAILED.value, message=f"could not start a worker: {e}")
+            raise RuntimeError(f"could not start a worker: {e}") from None
+
+    def groups(self) -> list[SeedGroup]:
+        """The seed groups of the runs directory, newest first (members that were deleted drop out)."""
+        found: dict[str, list[tuple[int, Run, dict]]] = {}
+        for run in self.list():
+            g = group_of(run)
+            if g is not None:
+                found.setdefault(g["id"], []).append((g["index"], run, g))
+        out = []
+        for gid, members in found.items():
+            members.sort(key=lambda m: m[0])
+            info = members[0][2]
+            seeds = [int(s) for s in info.get("seeds", []) if isinstance(s, int)]
+            ensemble = bool(info.get("ensemble"))
+            note = group_note(members[0][1].cfg, len(seeds))[1] if seeds else ""
+            out.append(SeedGroup(gid, [m[1] for m in members], seeds, ensemble, note))
+        return sorted(out, key=lambda g: g.id, reverse=True)
 
     def get(self, run_id: str) -> Run:
         with self._lock:

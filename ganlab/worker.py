@@ -61,18 +61,7 @@ class Worker:
     # --- commands ------------------------------------------------------------------------------------
     def _read_commands(self) -> None:
         for c in self.commands.poll():
-            kind = c["cmd"]
-            if kind == "pause":
-                self.paused = True
-            elif kind == "resume":
-                self.paused = False
-            elif kind == "stop":
-                self.stop_asked = True
-            elif kind == "step" and c.get("kind") in ("d", "g", "both") and len(self.pending) < 100:
-                self.pending.append(c["kind"])
-                self.paused = True
-            elif kind == "edit" and isinstance(c.get("changes"), dict):
-                self.edits.append(c["changes"])
+            apply_command(self, c)
 
     # --- status --------------------------------------------------------------------------------------
     def _set_state(self, state: RunState, message: str = "") -> None:
@@ -173,10 +162,7 @@ class Worker:
         def checkpoint() -> None:
             nonlocal last_ckpt
             last_ckpt = time.monotonic()
-            self.store.save_checkpoint(trainer.state_dict(), trainer.step, keep=cfg.keep_checkpoints,
-                                       milestone_steps=milestones)
-            if self.store.enforce_budget(budget) > budget:
-                self.over_budget = budget
+            self.save_checkpoint(trainer.state_dict(), trainer.step, cfg.keep_checkpoints, milestones, budget)
 
         with device_lock(trainer.device):
             if not weights_finite(trainer):   # started from a diverged state: never checkpoint it as "good"
@@ -257,6 +243,12 @@ class Worker:
         self._set_state(RunState.STOPPED, f"stopped at step {trainer.step}")
         self._wait_quality()
 
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int, milestones: int, budget: int) -> None:
+        """Write a checkpoint, prune, and flag the run when its files cannot fit its disk budget."""
+        self.store.save_checkpoint(state, step, keep=keep, milestone_steps=milestones)
+        if self.store.enforce_budget(budget) > budget:
+            self.over_budget = budget
+
     def _initial_state(self, load_checkpoint) -> dict | None:
         """Where training continues from: the newest checkpoint (resume), else init.pt (branch, upload)."""
         path = self.store.checkpoint_path()
@@ -309,6 +301,23 @@ class Worker:
         if self._quality_fn is not None and self.wait_quality:
             from .quality import wait_idle
             wait_idle(timeout=120)
+
+
+def apply_command(target: Any, c: dict[str, Any]) -> None:
+    """One command of commands.jsonl applied to a worker's `paused`, `stop_asked`, `pending` and `edits` (the
+    solo Worker's, or a seed group's, which reads the commands of all its members)."""
+    kind = c["cmd"]
+    if kind == "pause":
+        target.paused = True
+    elif kind == "resume":
+        target.paused = False
+    elif kind == "stop":
+        target.stop_asked = True
+    elif kind == "step" and c.get("kind") in ("d", "g", "both") and len(target.pending) < 100:
+        target.pending.append(c["kind"])
+        target.paused = True
+    elif kind == "edit" and isinstance(c.get("changes"), dict):
+        target.edits.append(c["changes"])
 
 
 def _pick_gpu(slot: int) -> None:
