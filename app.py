@@ -15,10 +15,11 @@ from ui.common import run_label, run_picker, setup, start_run, state_badge
 
 TITLES = {"Train": "Train", "Samples": "Samples", "Latent": "Latent explorer", "Discriminator": "Discriminator",
           "Learn": "Learn", "Compare": "Compare", "Runs": "Runs", "Class": "Class (instructor)",
-          "Be_D": "Be the discriminator"}
+          "Be_D": "Be the discriminator", "Seeds": "Seeds side by side"}
 ICONS = {"Train": ":material/model_training:", "Samples": ":material/grid_view:", "Latent": ":material/tune:",
          "Discriminator": ":material/bar_chart:", "Learn": ":material/school:", "Compare": ":material/compare:",
-         "Runs": ":material/folder_open:", "Class": ":material/groups:", "Be_D": ":material/psychology:"}
+         "Runs": ":material/folder_open:", "Class": ":material/groups:", "Be_D": ":material/psychology:",
+         "Seeds": ":material/casino:"}
 TRAIN_PAGE = "pages/1_Train.py"
 
 
