@@ -1,5 +1,6 @@
 """Discriminator: what D believes. Score histograms on real vs fake; for 2D runs, D's whole field with
-real and fake points, G's manifold and the gradient arrows that push the fakes."""
+real and fake points, G's manifold and the gradient arrows that push the fakes, and slow motion (ui.slowmo):
+one D or G update at a time on a private copy of the run, animated."""
 from __future__ import annotations
 
 import streamlit as st
@@ -9,6 +10,7 @@ from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params
 from ui.common import run_page
 from ui.live import chart_option, echart, echart_2d, live_fragment, mode_bars, snapshot_slider, snapshot_version
+from ui.slowmo import slowmo_section
 
 LAYER_NAMES = {"field": "D heatmap", "real": "real points", "fake": "fake points", "manifold": "G manifold",
                "grads": "gradient arrows"}
@@ -55,6 +57,8 @@ def draw(v: RunView) -> None:
 
 
 live_fragment(run, draw, key="disc")
+if is_2d:
+    slowmo_section(run)
 snaps = [s.step for s in run.view().snapshots]
 params = {"run": run.id, "layers": ",".join(sorted(layers)) if is_2d else None}
 if not st.session_state.get("disc.snap.follow", True) and snaps:
