@@ -1,77 +1,23 @@
-"""Checking the lessons (ganlab/lesson_book.py holds them, as data) and the `lessons` command.
+"""The `lessons` command: list the lessons (ganlab/lesson_book.py holds them, as data) or check them.
 
 Each lesson's `Check` states the phenomenon its preset must show, so `python -m ganlab lessons --check` trains
 each lesson headless over several seeds and reports how often the phenomenon appeared and how long it took:
 a preset that drifts (after a model or loss change elsewhere) shows up as a missed target, not as a lesson
-that silently stops teaching. A check kind is one function in ganlab.checks.CHECKS; the check drives `Trainer`
-directly (no run directory), one seed after another.
+that silently stops teaching. A check kind is one function in ganlab.checks.CHECKS; ganlab.check_runner runs
+them (no run directory): a 2D lesson's seeds as one ensemble, the lessons spread over --jobs processes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
-import torch
-
-from .checks import CHECKS
+from .check_runner import check_all
 from .cli import EXTRA_COMMANDS, UsageError
-from .config import TrainConfig
-from .lesson_book import LESSONS, Check, Lesson
-
-
-def run_check(lesson: Lesson, seed: int, steps: int | None = None, device: str | None = None) -> dict[str, Any]:
-    """Train `lesson` once with `seed`; returns {seed, appeared, value, seconds, measures}."""
-    check = lesson.check
-    if check is None:
-        raise ValueError(f"lesson {lesson.id!r} has no check")
-    extra: dict[str, Any] = {"seed": seed}
-    if steps is not None:
-        extra["steps"] = steps
-    cfg = lesson.config(**extra)
-    threads = torch.get_num_threads()
-    if cfg.is_2d:
-        # Tiny 2D nets gain nothing from intra-op threads, and OpenMP spinning on shared cores costs 10x or
-        # more (measured here: 30 steps of the strong-D lesson took 327 s with 2 threads, 18 s with 1).
-        torch.set_num_threads(1)
-    try:
-        return _run_check(lesson, check, cfg, seed, device)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run_check(lesson: Lesson, check: Check, cfg: TrainConfig, seed: int, device: str | None) -> dict[str, Any]:
-    if check.kind not in CHECKS:
-        raise ValueError(f"lesson {lesson.id!r}: unknown check kind {check.kind!r} (one of {', '.join(CHECKS)})")
-    started = time.perf_counter()
-    appeared, value, measures = CHECKS[check.kind](check, cfg, device)
-    return {"seed": seed, "appeared": bool(appeared), "value": value,
-            "seconds": round(time.perf_counter() - started, 2), "measures": measures}
-
-
-def check_lesson(lesson: Lesson, seeds: int | None = None, steps: int | None = None, device: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run `lesson`'s check for seeds 0..n-1, one after another; returns its row of the report."""
-    check = lesson.check
-    if check is None:
-        raise ValueError(f"lesson {lesson.id!r} has no check")
-    n = seeds or check.seeds
-    cfg = lesson.config()
-    runs = []
-    for seed in range(n):
-        runs.append(run_check(lesson, seed, steps, device))
-        if progress is not None:
-            r = runs[-1]
-            progress(f"{lesson.id} seed {seed}: {'yes' if r['appeared'] else 'no '} {r['value']} "
-                     f"({r['seconds']:.1f} s)")
-    hits = sum(r["appeared"] for r in runs)
-    seconds = sum(r["seconds"] for r in runs)
-    return {"id": lesson.id, "preset": lesson.preset, "phenomenon": check.phenomenon, "seeds": n,
-            "steps": steps or cfg.steps, "appeared": hits, "rate": hits / n, "target_rate": check.target_rate,
-            "passed": hits / n >= check.target_rate, "seconds": round(seconds, 1),
-            "seconds_per_seed": round(seconds / n, 1), "runs": runs}
+from .lesson_book import LESSONS, Lesson
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
@@ -91,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--only", help="comma-separated lesson ids (default: every lesson that has a check)")
     p.add_argument("--steps", type=int, help="override every preset's steps (a smoke test: targets mean little)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default: the preset's (auto)")
+    p.add_argument("--jobs", type=int, help="processes to spread the lessons over (default: the CPU count, "
+                   "at most 4; 1 = in this process)")
+    p.add_argument("--no-ensembles", action="store_true",
+                   help="train a 2D lesson's seeds one after another instead of as one seed ensemble")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_lessons)
 
@@ -118,13 +68,22 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     unchecked = [lesson.id for lesson in lessons if lesson.check is None]
     if args.only and unchecked:
         raise UsageError(f"--only: lesson {unchecked[0]!r} has no automatic check")
+    jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, 4)
+    if not 1 <= jobs <= 64:
+        raise UsageError(f"--jobs: must be between 1 and 64, got {jobs}")
     quiet = args.json and not sys.stderr.isatty()
-    results = [check_lesson(lesson, args.seeds, args.steps, args.device, None if quiet else _progress)
-               for lesson in lessons if lesson.check is not None]
-    print(format_table(results), file=sys.stderr if args.json else sys.stdout, flush=True)
+    started = time.perf_counter()
+    results = check_all([lesson for lesson in lessons if lesson.check is not None], args.seeds, args.steps,
+                        args.device, None if quiet else _progress, jobs, not args.no_ensembles)
+    wall = round(time.perf_counter() - started, 1)
+    out = sys.stderr if args.json else sys.stdout
+    print(format_table(results), file=out)
+    print(f"lessons_check_s {wall} (wall, {jobs} process{'es' if jobs > 1 else ''}; "
+          f"{sum(r['seconds'] for r in results):.0f} s of training and judging)", file=out, flush=True)
     passed = all(r["passed"] for r in results)
     if args.json:
-        print(json.dumps({"passed": passed, "steps_override": args.steps, "lessons": results}))
+        print(json.dumps({"passed": passed, "steps_override": args.steps, "jobs": jobs, "lessons_check_s": wall,
+                          "lessons": results}))
     return 0 if passed else 1
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from ganlab import cli, losses
+from ganlab.check_runner import check_lesson, run_check
 from ganlab.checks import CHECKS, images_shown
 from ganlab.config import PRESETS, TrainConfig
 from ganlab.lesson_book import BOOK, LESSONS, get_lesson, load_book
-from ganlab.lessons import check_lesson, run_check
 from ui.classroom import page_file
 
 REPO = Path(__file__).resolve().parents[1]

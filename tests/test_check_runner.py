@@ -1,0 +1,70 @@
+"""The lessons' check runner: a 2D lesson's seeds trained as one ensemble judge as their solo runs do, the
+checks' training requests are discovered round by round, and lessons spread over processes come back whole
+and in order."""
+from __future__ import annotations
+
+import pytest
+
+from ganlab import check_runner, checks, cli
+from ganlab.check_runner import check_all, train_members
+from ganlab.config import get_preset
+from ganlab.lesson_book import get_lesson
+
+
+def test_an_ensembled_lesson_judges_like_its_solo_runs():
+    lesson = get_lesson("strong-d")
+    together = check_runner._run_seeds(lesson, [0, 1, 2], 40, "cpu", ensembles=True)
+    alone = check_runner._run_seeds(lesson, [0, 1, 2], 40, "cpu", ensembles=False)
+    assert [r["seed"] for r in together] == [0, 1, 2]
+    for a, b in zip(together, alone):
+        for key in ("d_real_tail", "d_fake_tail"):
+            assert a["measures"][key] == pytest.approx(b["measures"][key], rel=1e-3, abs=1e-4), key
+        assert a["appeared"] == b["appeared"]
+    assert len({r["seconds"] for r in together}) == 1     # each seed's share of one ensemble's wall time
+
+
+def test_a_check_that_trains_twice_is_asked_again_until_all_is_trained():
+    lesson = get_lesson("saturating")   # trains the minimax run, then the non-saturating one
+    asked = []
+    real_train_members = check_runner.train_members
+
+    def counting(cfg, seeds, device):
+        asked.append((cfg.loss, tuple(seeds)))
+        return real_train_members(cfg, seeds, device)
+
+    check_runner.train_members = counting
+    try:
+        together = check_runner._run_seeds(lesson, [0, 1], 30, "cpu", ensembles=True)
+    finally:
+        check_runner.train_members = real_train_members
+    assert asked == [("minimax", (0, 1)), ("nonsaturating", (0, 1))]   # two rounds, both seeds at once
+    alone = check_runner._run_seeds(lesson, [0, 1], 30, "cpu", ensembles=False)
+    for a, b in zip(together, alone):
+        assert a["measures"]["ratio"] == pytest.approx(b["measures"]["ratio"], rel=1e-3)
+    assert checks.train.__module__ == "ganlab.checks" and checks._TRAIN is checks.solo_train   # routing undone
+
+
+def test_members_come_back_as_trainers_with_their_own_histories():
+    cfg = get_preset("ring8").config(device="cpu").replace(steps=20, stats_every=5)
+    got = train_members(cfg, [3, 4], "cpu")
+    assert set(got) == {3, 4}
+    (t3, h3), (t4, h4) = got[3], got[4]
+    assert t3.step == 20 and t3.cfg.seed == 3 and t4.cfg.seed == 4
+    assert list(h3["step"]) == [5, 10, 15, 20] and (h3["loss_d"] != h4["loss_d"]).any()
+    assert (t3.generate(t3.fixed_z) != t4.generate(t4.fixed_z)).any()
+
+
+def test_lessons_in_two_processes_come_back_whole_and_in_order():
+    lessons = [get_lesson("strong-d"), get_lesson("mode-collapse")]
+    here = check_all(lessons, seeds=2, steps=20, device="cpu", jobs=1)
+    apart = check_all(lessons, seeds=2, steps=20, device="cpu", jobs=2)
+    assert [r["id"] for r in apart] == ["strong-d", "mode-collapse"]
+    for a, b in zip(here, apart):
+        assert [r["seed"] for r in b["runs"]] == [0, 1]
+        assert [r["value"] for r in a["runs"]] == [r["value"] for r in b["runs"]]   # one thread each: identical
+
+
+def test_bad_jobs_exit_2_with_one_line(capsys):
+    assert cli.main(["lessons", "--check", "--jobs", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--jobs: must be between 1 and 64" in err and len(err.splitlines()) == 1
