@@ -36,6 +36,8 @@ def summary_line(modes: list[int | None], n_modes: int | None, done: bool) -> st
     k = len(modes)
     if len({m for m in modes if m is not None}) > 1:
         return f"{head} — the same recipe, {WORDS.get(k, k)} outcomes."
+    if not done:
+        return f"{head} — so far the seeds agree."
     return f"{head} — the same recipe, and {'every' if k > 2 else 'each'} seed agrees (this time)."
 
 
@@ -81,10 +83,8 @@ def start_form(reg: RunRegistry) -> None:
 
 
 def _label(group: SeedGroup) -> str:
-    run = group.runs[0]
-    states = sorted({r.state for r in group.runs})
-    stamp = group.id[1:16].replace("-", " ")
-    return f"{run.name.rsplit(' seed ', 1)[0]} · {len(group.runs)} seeds · {'/'.join(states)} · {stamp}"
+    stamp = group.id[1:16].replace("-", " ")   # no state: the picker sits outside the live grid
+    return f"{group.runs[0].name.rsplit(' seed ', 1)[0]} · {len(group.runs)} seeds · {stamp}"
 
 
 def group_picker(reg: RunRegistry) -> SeedGroup | None:
