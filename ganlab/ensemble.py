@@ -19,7 +19,8 @@ optimiser state are put back after each step). The other members go on; the froz
 Supported: 2D data sets with model mlp, every loss (with gp_lambda), r1_gamma, d_steps, instance noise, label
 smoothing, lr decay, batch size, widths, noise_dim / noise_dist, adam / rmsprop / sgd. Refused with a
 ConfigError naming the field: image data sets, conditional, spectral_norm, d_dropout, bf16. The step is eager
-(no CUDA graph). Speed: `measure_speedup` (`python -m ganlab bench` key ensemble_speedup_8).
+(no CUDA graph). Speed: `measure_speedup` (`python -m ganlab bench` keys ensemble_speedup_8 and its matmul
+roofline ensemble_bound_8).
 """
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ class EnsembleTrainer:
             g_lin.append(gl)
             d_lin.append(dl + [("head", d.head)])
         self._noise = g.noise                  # every member's prior: noise_dim and noise_dist come from cfg
+        self._solo_order = {"G": [n for n, _ in g.named_parameters()], "D": [n for n, _ in d.named_parameters()]}
         self.g_names = [name for name, _ in g_lin[0]]
         self.d_names = [name for name, _ in d_lin[-1]]
         self.g_layers = _stack([[m for _, m in lin] for lin in g_lin], self.device)
@@ -293,12 +295,57 @@ class EnsembleTrainer:
         return {"G": one(self.g_names, self.g_layers, "net"), "D": one(self.d_names, self.d_layers, "net")}
 
 
+    def member_optimizer_state(self, k: int) -> dict[str, dict[str, Any]]:
+        """Member k's optimiser states as the solo Trainer's ({"opt_g": ..., "opt_d": ...}, state_dict form, in the
+        solo nets' parameter order): its slices of the moments, the shared step count and hyper-parameters."""
+        def one(opt: torch.optim.Optimizer, params: list[Tensor], net: str, names: list[str]) -> dict[str, Any]:
+            keys = [f"{n if n == 'head' else 'net.' + n}.{kind}" for n in names for kind in ("weight", "bias")]
+            order = self._solo_order[net]        # e.g. D registers its head before its body
+            state = {}
+            for key, p in zip(keys, params):
+                state[order.index(key)] = {name: (t[k].detach().clone() if isinstance(t, Tensor) and t.shape == p.shape
+                                   else (t.clone() if isinstance(t, Tensor) else t))
+                            for name, t in opt.state.get(p, {}).items()}
+            groups = [{**{key: v for key, v in g.items() if key != "params"}, "params": list(range(len(params)))}
+                      for g in opt.param_groups]
+            return {"state": state, "param_groups": groups}
+        return {"opt_g": one(self.opt_g, self.g_params, "G", self.g_names),
+                "opt_d": one(self.opt_d, self.d_params, "D", self.d_names)}
+
 # --- speed ---------------------------------------------------------------------------------------------------
+def _matmul_flops_per_step(trainer: Trainer, steps: int = 5) -> float:
+    """The matmul FLOPs of one solo step (the profiler's count: mm, addmm, bmm), averaged over `steps`."""
+    from torch.profiler import profile
+    with profile(with_flops=True) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+    return sum(e.flops for e in prof.key_averages()) / steps
+
+
+def _bmm_peak(k: int, batch: int, width: int, device: torch.device, calls: int = 50) -> float:
+    """FLOP/s of a [k, batch, width] x [k, width, width] batched matmul, the ensemble's largest layer."""
+    a = torch.randn(k, batch, width, device=device)
+    w = torch.randn(k, width, width, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(5):
+        torch.bmm(a, w)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        torch.bmm(a, w)
+    sync()
+    return 2 * k * batch * width * width * calls / (time.perf_counter() - t0)
+
+
 def measure_speedup(k: int = 8, preset: str = "ring8", window_s: float = 1.0, rounds: int = 3,
                     device: str = "cpu") -> dict[str, Any]:
     """`ensemble_speedup_{k}`: k seeds of `preset` as one ensemble vs k solo Trainers run one after another for
     the same number of steps, alternating in each round (one torch thread on the CPU, as a 2D Run uses); the
-    median of per-round ratios, with each side's aggregate member steps/s."""
+    median of per-round ratios, with each side's aggregate member steps/s.
+
+    `ensemble_bound_{k}` is the matmul roofline: the speedup an ensemble would reach if its step cost only the
+    k members' matmul FLOPs at this machine's batched-matmul rate (`ensemble_gflops`). A solo step that is
+    mostly matmul arithmetic already (ring8's batch 512 on one CPU core) leaves little to batch away."""
     dev = resolve_device(device)
     cfg = get_preset(preset).config(device=dev.type).replace(steps=10_000_000)   # a flat lr, as bench's runs
     seeds = list(range(k))
@@ -330,12 +377,18 @@ def measure_speedup(k: int = 8, preset: str = "ring8", window_s: float = 1.0, ro
             ratios.append(t_solo / t_ens)
             ens_rates.append(k * steps / t_ens)
             solo_rates.append(k * steps / t_solo)
+        flops = _matmul_flops_per_step(solos[0])
+        width = max((*cfg.g_layers, *cfg.d_layers))
+        peak = _bmm_peak(k, cfg.batch_size, width, dev)
     finally:
         torch.set_num_threads(prev)
     key = f"ensemble_speedup_{k}"
+    solo_step_s = 1 / statistics.median(solo_rates)   # one member step, alone
     return {key: round(statistics.median(ratios), 3), f"{key}_rounds": [round(r, 3) for r in ratios],
             f"ensemble_{k}_steps_s": round(statistics.median(ens_rates), 1),
-            f"solo_{k}_steps_s": round(statistics.median(solo_rates), 1)}
+            f"solo_{k}_steps_s": round(statistics.median(solo_rates), 1),
+            f"ensemble_bound_{k}": round(solo_step_s * peak / flops, 2) if flops else None,
+            "ensemble_gflops": round(peak / 1e9, 1), "solo_step_mflop": round(flops / 1e6, 1)}
 
 
 if __name__ == "__main__":

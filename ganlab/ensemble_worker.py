@@ -10,8 +10,8 @@ own fixed noise, checkpoints and generator.pt. A solo `Trainer` per member ("sha
 member's weights copied in at each snapshot and checkpoint: its `snapshot()` and `state_dict()` are exactly the
 solo worker's (its fixed noise and fixed real points come from the member's seed, as a solo run's do), so every
 page, a branch and a Resume (which trains the member alone, as any run) take a member like any run. A checkpoint
-holds the member's weights, counters and RNG stream, with a fresh optimiser state (the ensemble's public API
-has no per-member optimiser state): a solo Resume restarts Adam's moments.
+holds the member's weights, optimiser state (`member_optimizer_state`), counters and RNG stream: a solo Resume
+continues the member as if it had trained alone.
 
 One worker holds every member's worker lock and heartbeat, and one training slot for the group. Commands sent
 to any member (pause, resume, stop, single steps, live edits) apply to the whole group. A member that diverges
@@ -284,9 +284,13 @@ class GroupWorker:
 
     # --- per member: snapshots, checkpoints, rows, divergence ---------------------------------------------
     def _shadow(self, k: int) -> Any:
-        """Member k's solo Trainer holding the member's weights, counters and RNG stream now."""
+        """Member k's solo Trainer holding the member's weights, optimiser state, counters and RNG stream now."""
+        from .optimizers import load_optimizer_state
         ens, shadow = self.ens, self.shadows[k]
         shadow.load_state_dict(ens.member_state_dict(k), weights_only=True)
+        opt = ens.member_optimizer_state(k)
+        load_optimizer_state(shadow.opt_g, opt["opt_g"])
+        load_optimizer_state(shadow.opt_d, opt["opt_d"])
         shadow.step, shadow.d_updates = ens.step, ens.d_updates
         shadow.gen.set_state(ens.gens[k].get_state())
         return shadow

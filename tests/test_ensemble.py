@@ -118,3 +118,22 @@ def test_refused_configs_name_the_field(field, changes):
 def test_measure_speedup_reports_both_rates():
     out = measure_speedup(k=2, window_s=0.05, rounds=1)
     assert out["ensemble_speedup_2"] > 0 and out["ensemble_2_steps_s"] > 0 and out["solo_2_steps_s"] > 0
+
+
+def test_a_member_continues_alone_exactly_with_its_optimiser_state():
+    cfg = _cfg("ring8", steps=40)
+    ens = EnsembleTrainer(cfg, SEEDS, "cpu")
+    solo = Trainer(cfg.replace(seed=SEEDS[1]), device="cpu")
+    for _ in range(4):
+        ens.train_step()
+        solo.train_step()
+    clone = Trainer(cfg.replace(seed=SEEDS[1]), device="cpu")      # member 1 handed over to a solo Trainer
+    state = {**solo.state_dict(), **ens.member_state_dict(1), **ens.member_optimizer_state(1)}
+    state["rng"] = ens.gens[1].get_state()
+    clone.load_state_dict(state)
+    for _ in range(3):
+        solo.train_step()
+        clone.train_step()
+    for net in ("G", "D"):
+        for name, value in getattr(solo, net).state_dict().items():
+            torch.testing.assert_close(getattr(clone, net).state_dict()[name], value, rtol=RTOL, atol=ATOL)

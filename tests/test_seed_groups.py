@@ -62,13 +62,17 @@ def test_members_write_what_their_solo_runs_would(reg):
                 snap = solo.snapshot()
                 np.testing.assert_allclose(snaps[solo.step].fake, snap.fake, rtol=RTOL, atol=ATOL)
                 np.testing.assert_allclose(snaps[solo.step].real, snap.real)   # the member's own fixed points
-        # Its checkpoint loads into a solo Trainer as any run's does (weights, counters, RNG stream).
+        # Its checkpoint loads into a solo Trainer as any run's does (weights, optimiser state, counters, RNG).
         resumed = Trainer(run.cfg, device="cpu")
         resumed.load_state_dict(load_checkpoint(run.store.checkpoint_path()))
         assert resumed.step == 10 and resumed.d_updates == solo.d_updates
         torch.testing.assert_close(resumed.gen.get_state(), solo.gen.get_state())
         for a, b in zip(resumed.G.parameters(), solo.G.parameters()):
             torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)
+        for opt in ("opt_g", "opt_d"):   # Adam's moments too: a Resume continues as the solo run would
+            mine, want = getattr(resumed, opt).state_dict()["state"], getattr(solo, opt).state_dict()["state"]
+            for i in want:
+                torch.testing.assert_close(mine[i]["exp_avg_sq"], want[i]["exp_avg_sq"], rtol=1e-3, atol=1e-8)
         assert run.generate(np.zeros((2, cfg.noise_dim), np.float32)).shape == (2, 2)   # the latent explorer
     assert [len(g.runs) for g in reg.groups()] == [3]
 
