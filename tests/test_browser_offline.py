@@ -21,7 +21,7 @@ from ganlab.config import get_preset
 from ganlab.registry import RunRegistry
 
 pytestmark = pytest.mark.browser
-PAGES = ["", "Train", "Samples", "Latent", "Discriminator", "Learn", "Compare", "Runs", "Be_D"]
+PAGES = ["", "Train", "Samples", "Latent", "Discriminator", "Learn", "Compare", "Runs", "Be_D", "Seeds"]
 WATCH_S = 4.0
 UPSTREAM_PROBE = re.compile(rf"^/({'|'.join(p for p in PAGES if p)})/_stcore/(health|host-config)$")
 QUIET_BYTES = 4_000   # what the log may grow by while a run trains and every page is opened on it
