@@ -31,13 +31,13 @@ Progress = Callable[[str], None]
 
 
 class _Need(BaseException):   # not an Exception: no check's `except Exception` may swallow it
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, every: int = 0):
         super().__init__(cfg.seed)
-        self.cfg = cfg
+        self.cfg, self.every = cfg, every
 
 
-def _key(cfg: TrainConfig) -> str:
-    return json.dumps(cfg.replace(seed=0).to_dict(), sort_keys=True, default=str)
+def _key(cfg: TrainConfig, every: int = 0) -> str:
+    return json.dumps([cfg.replace(seed=0).to_dict(), every], sort_keys=True, default=str)
 
 
 def _ensemble_ok(cfg: TrainConfig) -> bool:
@@ -49,8 +49,10 @@ def _ensemble_ok(cfg: TrainConfig) -> bool:
     return True
 
 
-def train_members(cfg: TrainConfig, seeds: list[int], device: str | None) -> dict[int, tuple[Any, dict]]:
-    """Train `cfg` for each seed as one ensemble; {seed: (a Trainer holding that member's weights, history)}."""
+def train_members(cfg: TrainConfig, seeds: list[int], device: str | None,
+                  every: int = 0) -> dict[int, tuple[Any, dict, list]]:
+    """Train `cfg` for each seed as one ensemble; {seed: (a Trainer holding that member's weights, history,
+    the member's weights at every `every` steps before the end as [(step, state)])}."""
     from .ensemble import EnsembleTrainer
     from .optimizers import lr_value
     from .snapshots import HISTORY_KEYS
@@ -58,7 +60,11 @@ def train_members(cfg: TrainConfig, seeds: list[int], device: str | None) -> dic
 
     ens = EnsembleTrainer(cfg, seeds, device)
     rows: list[list[dict[str, float]]] = [[] for _ in seeds]
+    moments: list[list[tuple[int, dict]]] = [[] for _ in seeds]
     while ens.step < cfg.steps:
+        if every and ens.step and ens.step % every == 0:   # where a solo run's on_eval would look
+            for k, kept in enumerate(moments):
+                kept.append((ens.step, ens.member_state_dict(k)))
         if ens.train_step():
             stats = ens.collect()
             common = {"step": stats.pop("step"), "epoch": ens.epoch, "lr_g": lr_value(ens.opt_g.param_groups[0]),
@@ -71,7 +77,7 @@ def train_members(cfg: TrainConfig, seeds: list[int], device: str | None) -> dic
         trainer.load_state_dict(ens.member_state_dict(k), weights_only=True)
         trainer.step = ens.step
         history = {h: np.array([r.get(h, np.nan) for r in rows[k]], dtype=float) for h in HISTORY_KEYS}
-        out[seed] = (trainer, history)
+        out[seed] = (trainer, history, moments[k])
     return out
 
 
@@ -104,15 +110,25 @@ def _run_seeds(lesson: Lesson, seeds: list[int], steps: int | None, device: str 
     Each run's `seconds` is its share of the wall time."""
     if not ensembles or len(seeds) < 2:
         return [run_check(lesson, s, steps, device) for s in seeds]
-    trained: dict[tuple[str, int], tuple[Any, dict]] = {}
+    trained: dict[tuple[str, int], tuple[Any, dict, list]] = {}
 
     def lookup(cfg: TrainConfig, dev: str | None, every: int = 0, on_eval=None) -> tuple[Any, dict]:
-        if every or on_eval is not None or not _ensemble_ok(cfg):
+        if not _ensemble_ok(cfg):
             return checks.solo_train(cfg, dev, every, on_eval)
-        found = trained.get((_key(cfg), cfg.seed))
+        found = trained.get((_key(cfg, every if on_eval else 0), cfg.seed))
         if found is None:
-            raise _Need(cfg)
-        return found
+            raise _Need(cfg, every if on_eval else 0)
+        trainer, history, moments = found
+        if on_eval is not None:   # the member as it was at each look, then as it ended
+            final = {"G": trainer.G.state_dict(), "D": trainer.D.state_dict()}
+            end = trainer.step
+            for step, state in moments:
+                trainer.load_state_dict(state, weights_only=True)
+                trainer.step = step
+                on_eval(trainer)
+            trainer.load_state_dict(final, weights_only=True)
+            trainer.step = end
+        return trainer, history
 
     started = time.perf_counter()
     done: dict[int, dict[str, Any]] = {}
@@ -121,16 +137,16 @@ def _run_seeds(lesson: Lesson, seeds: list[int], steps: int | None, device: str 
     torch.set_num_threads(1)
     try:
         while len(done) < len(seeds):
-            needs: dict[str, tuple[TrainConfig, list[int]]] = {}
+            needs: dict[str, tuple[TrainConfig, int, list[int]]] = {}
             for seed in seeds:
                 if seed in done:
                     continue
                 try:
                     done[seed] = run_check(lesson, seed, steps, device)
                 except _Need as need:
-                    needs.setdefault(_key(need.cfg), (need.cfg, []))[1].append(need.cfg.seed)
-            for key, (cfg, group) in needs.items():
-                for seed, result in train_members(cfg, group, device).items():
+                    needs.setdefault(_key(need.cfg, need.every), (need.cfg, need.every, []))[2].append(need.cfg.seed)
+            for key, (cfg, every, group) in needs.items():
+                for seed, result in train_members(cfg, group, device, every).items():
                     trained[(key, seed)] = result
             for k in [k for k in trained if k[1] in done]:   # judged seeds' members are no longer needed
                 del trained[k]

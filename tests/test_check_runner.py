@@ -3,6 +3,8 @@ checks' training requests are discovered round by round, and lessons spread over
 and in order."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ganlab import check_runner, checks, cli
@@ -28,9 +30,9 @@ def test_a_check_that_trains_twice_is_asked_again_until_all_is_trained():
     asked = []
     real_train_members = check_runner.train_members
 
-    def counting(cfg, seeds, device):
+    def counting(cfg, seeds, device, every=0):
         asked.append((cfg.loss, tuple(seeds)))
-        return real_train_members(cfg, seeds, device)
+        return real_train_members(cfg, seeds, device, every)
 
     check_runner.train_members = counting
     try:
@@ -48,10 +50,32 @@ def test_members_come_back_as_trainers_with_their_own_histories():
     cfg = get_preset("ring8").config(device="cpu").replace(steps=20, stats_every=5)
     got = train_members(cfg, [3, 4], "cpu")
     assert set(got) == {3, 4}
-    (t3, h3), (t4, h4) = got[3], got[4]
+    (t3, h3, _), (t4, h4, _) = got[3], got[4]
     assert t3.step == 20 and t3.cfg.seed == 3 and t4.cfg.seed == 4
     assert list(h3["step"]) == [5, 10, 15, 20] and (h3["loss_d"] != h4["loss_d"]).any()
     assert (t3.generate(t3.fixed_z) != t4.generate(t4.fixed_z)).any()
+
+
+def test_a_check_that_looks_during_training_sees_each_member_when_a_solo_run_would(monkeypatch):
+    def looking(check, cfg, device):
+        seen = []
+
+        def look(t):
+            return t.step, round(float(t.generate(t.fixed_z).mean()), 4)
+        trainer, _ = checks.train(cfg, device, 10, lambda t: seen.append(look(t)))
+        return True, "", {"seen": seen, "end": look(trainer)}
+
+    monkeypatch.setitem(checks.CHECKS, "looking", looking)
+    base = get_lesson("strong-d")
+    lesson = dataclasses.replace(base, check=dataclasses.replace(base.check, kind="looking"))
+    together = check_runner._run_seeds(lesson, [0, 1], 35, "cpu", ensembles=True)
+    alone = check_runner._run_seeds(lesson, [0, 1], 35, "cpu", ensembles=False)
+    for a, b in zip(together, alone):
+        assert [s for s, _ in a["measures"]["seen"]] == [s for s, _ in b["measures"]["seen"]] == [10, 20, 30]
+        for (_, x), (_, y) in zip(a["measures"]["seen"] + [a["measures"]["end"]],
+                                  b["measures"]["seen"] + [b["measures"]["end"]]):
+            assert x == pytest.approx(y, abs=2e-3)
+    assert together[0]["measures"]["seen"] != together[1]["measures"]["seen"]   # each seed its own member
 
 
 def test_lessons_in_two_processes_come_back_whole_and_in_order():
