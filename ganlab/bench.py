@@ -17,7 +17,8 @@ ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine 
 loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate. Then: a Run's
 throughput while 3 threads draw it at 1 Hz as live pages do (watched_frac on ring8, the most GIL-bound run;
 watched_frac_mlp), latent regeneration latency while a DCGAN trains, the ring8 preset's first step, 8/8 modes,
-10,000 steps and ensemble_speedup_8 (ganlab.ensemble). Progress: stderr; --json: last stdout line is JSON.
+10,000 steps, ensemble_speedup_8 with its matmul roofline ensemble_bound_8 (ganlab.ensemble), digits_s, and
+with --lessons lessons_check_s. Progress: stderr; --json: last stdout line is JSON.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ TABLE_KEYS = ("ratio_mlp", "ratio_dcgan", "graph_speedup_mlp", "graph_speedup_dc
               "dcgan_epoch_60k_s", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8",
               "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac", "watched_frac_mlp",
               "regen_p50_ms", "regen_p95_ms", "first_step_s", "ring8_8modes_s", "ring8_10k_s", "ensemble_speedup_8",
-              "digits_s")
+              "ensemble_bound_8", "digits_s")
 TABLE_KEYS_SHOWN = list(TABLE_KEYS)   # plus the browser keys when they were measured
 ENDLESS = 10_000_000        # steps for runs the benchmark stops itself (also keeps a linear lr decay ~flat)
 # (key, comparison, threshold): the CPU targets of the "Speed" issue; the table marks misses.
@@ -61,7 +62,7 @@ TARGETS = (("ratio_mlp", ">=", 1.6), ("ratio_dcgan", ">=", 1.1), ("engine_frac_m
            ("regen_p95_ms", "<=", 50.0), ("ring8_8modes_s", "<=", 30.0), ("ensemble_speedup_8", ">=", 4.0),
            ("watched_browser_frac_4", ">=", 0.85), ("watched_browser_frac_8", ">=", 0.75), ("first_step_s", "<=", 2.0),
            ("digits_s", "<=", 90.0), ("server_ms_per_refresh", "<=", 30.0), ("refresh_p95_s", "<=", 2.0),
-           ("command_latency_ms", "<=", 300.0))
+           ("command_latency_ms", "<=", 300.0), ("lessons_check_s", "<=", 900.0))
 # On a GPU (H100-class): the issue's GPU targets replace the CPU ones they name.
 GPU_TARGETS = (("ratio_mlp", ">=", 5.0), ("ratio_dcgan", ">=", 5.0), ("dcgan_epoch_60k_s", "<=", 3.0),
                ("regen_p95_ms", "<=", 16.0), ("ring8_8modes_s", "<=", 30.0), ("first_step_s", "<=", 2.0),
@@ -335,7 +336,26 @@ def add_bench_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--no-browser", action="store_true",
                    help="skip the real-browser watching measures (ganlab.bench_watch: a few minutes)")
+    p.add_argument("--lessons", action="store_true",
+                   help="also time `lessons --check` for every lesson (lessons_check_s: 15 minutes or more)")
     p.set_defaults(func=cmd_bench)
+
+
+def lessons_check(device: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """lessons_check_s: the wall time of `python -m ganlab lessons --check` (every lesson, its seeds, the default
+    --jobs), in a process of its own; lessons_passed: whether every lesson met its target."""
+    import subprocess
+    _log("lessons --check (every lesson; progress below)")
+    cmd = [sys.executable, "-m", "ganlab", "lessons", "--check", "--json", *extra]
+    if device != "auto":
+        cmd += ["--device", device]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"lessons_check_s": None, "lessons_passed": False}
+    report = json.loads(lines[-1])
+    return {"lessons_check_s": report["lessons_check_s"], "lessons_passed": report["passed"],
+            "lessons_jobs": report["jobs"], "lessons_seconds": {r["id"]: r["seconds"] for r in report["lessons"]}}
 
 
 def cmd_bench(args) -> int:
@@ -349,6 +369,9 @@ def cmd_bench(args) -> int:
         else:
             _log(f"browser measures skipped: {why}")
         TABLE_KEYS_SHOWN.extend(k for k in BROWSER_KEYS if k not in TABLE_KEYS_SHOWN)
+    if args.lessons:
+        out.update(lessons_check(args.device))
+        TABLE_KEYS_SHOWN.extend(("lessons_check_s", "lessons_passed"))
     print(json.dumps(out) if args.json else format_table(out))
     return 0
 

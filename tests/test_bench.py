@@ -23,7 +23,8 @@ from ganlab.data import load_dataset
 from ganlab.trainer import Trainer
 
 RATIOS = ("ratio_mlp", "ratio_dcgan", "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac",
-          "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8")
+          "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8",
+          "ensemble_speedup_8", "ensemble_bound_8")
 SECONDS = ("regen_p50_ms", "regen_p95_ms", "ring8_10k_s", "first_step_s")
 RATES = tuple(f"{loop}_{p}_img_s" for p in ("mlp", "dcgan") for loop in ("examples", "trainer", "bare", "engine")) + \
     tuple(f"{loop}_ring8_img_s" for loop in ("trainer", "bare", "engine"))
@@ -65,6 +66,12 @@ def test_table_marks_targets_and_missing_values():
     assert "None" in lines["ring8_8modes_s"] and "MISSED" in lines["ring8_8modes_s"]
     assert "estimated" in lines["ring8_10k_s"]
     assert lines["mlp"].split()[1] == "1,000" and lines["mlp"].split()[2] == "-"
+
+
+def test_lessons_check_times_the_lessons_command_in_its_own_process():
+    out = bench.lessons_check("cpu", ("--only", "strong-d,oscillation", "--steps", "10", "--seeds", "2"))
+    assert out["lessons_check_s"] > 0 and out["lessons_jobs"] >= 1
+    assert set(out["lessons_seconds"]) == {"strong-d", "oscillation"} and isinstance(out["lessons_passed"], bool)
 
 
 def test_meets_rejects_missing_and_nan():
