@@ -101,8 +101,9 @@ def _member_norms(tensors: list[Tensor]) -> Tensor:
 class EnsembleTrainer:
     """K seeds of one 2D config trained as one batched model. `step` counts G updates, as Trainer's does."""
 
-    # The same code as the solo trainer's: the lr schedule and the D-steps-then-G loop of one step.
+    # The same code as the solo trainer's: the lr schedule, the D-steps-then-G loop of one step, a single step.
     _apply_lr = Trainer._apply_lr
+    single_step = Trainer.single_step   # the step buttons: 'd', 'g' or 'both', for every member
     _eager_step = Trainer._eager_step
     epoch = Trainer.epoch
 

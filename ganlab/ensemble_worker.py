@@ -21,9 +21,7 @@ of the process is recorded for every member by the executor, as for a solo worke
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,10 +39,10 @@ from .worker import (
     RUN_BUDGET_MB,
     SNAPSHOT_EVERY_2D,
     Worker,
-    _limit_memory,
     _oom_message,
     _pick_gpu,
     apply_command,
+    serve_process,
     short_error,
 )
 
@@ -203,7 +201,7 @@ class GroupWorker:
             if kind is None and any(self.members[k].state is not RunState.RUNNING for k in self.alive):
                 self._set_all(RunState.RUNNING)
             with device_lock(ens.device):
-                recorded = ens.train_step() if kind is None else self._single_step(kind)
+                recorded = ens.train_step() if kind is None else ens.single_step(kind)
                 if recorded:
                     stats, t = ens.collect(), time.perf_counter()
                     rate = (ens.step - clock[1]) * cfg.batch_size / max(t - clock[0], 1e-9)
@@ -242,18 +240,6 @@ class GroupWorker:
         self._wait_quality()
 
     # --- one step, one row -------------------------------------------------------------------------------
-    def _single_step(self, kind: str) -> bool:
-        """A step button's update for every member, as Trainer.single_step: 'd', 'g' (counts as a step) or
-        'both'. Always recorded."""
-        ens = self.ens
-        if kind in ("d", "both"):
-            for _ in range(ens.cfg.d_steps if kind == "both" else 1):
-                ens.step_d(record=True)
-        if kind in ("g", "both"):
-            ens.step_g(record=True)
-            ens.step += 1
-        return True
-
     def _row(self, stats: dict[str, Any], k: int, rate: float, kind: str | None) -> dict[str, float]:
         from .optimizers import lr_value
         from .trainer import STAT_NAMES
@@ -344,16 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-active", type=int, default=None)
     p.add_argument("--launch", default="")
     args = p.parse_args(argv)
-    faulthandler.enable()
-    os.environ["GANLAB_WORKER"] = "process"
-    _limit_memory()
     offsets = [int(o) for o in args.offsets.split(",")] if args.offsets else None
-    worker = GroupWorker(args.run_dirs, offsets=offsets, paused=args.paused, max_active=args.max_active,
-                         launch=args.launch)
-    worker.wait_quality = True
-    state = worker.serve()
-    sys.stdout.flush()
-    return 0 if state in ("", "finished", "stopped", "paused", "diverged") else 1
+    return serve_process(lambda: GroupWorker(args.run_dirs, offsets=offsets, paused=args.paused,
+                                             max_active=args.max_active, launch=args.launch))
 
 
 if __name__ == "__main__":

@@ -375,12 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-active", type=int, default=None)
     p.add_argument("--launch", default="")
     args = p.parse_args(argv)
+    return serve_process(lambda: Worker(args.run_dir, offset=args.offset, paused=args.paused,
+                                        max_active=args.max_active, launch=args.launch))
+
+
+def serve_process(make: Callable[[], Any]) -> int:
+    """A worker process's life after its arguments: crash stacks into the log, the memory cap, then `make()`'s
+    worker serves; exit status 0 when it ended as a run may end, 1 otherwise."""
     faulthandler.enable()   # a native crash prints its Python stack into worker.log
     os.environ["GANLAB_WORKER"] = "process"
     _limit_memory()
-    worker = Worker(args.run_dir, offset=args.offset, paused=args.paused, max_active=args.max_active,
-                    launch=args.launch)
-    worker.wait_quality = True
+    worker = make()
+    worker.wait_quality = True   # the process's exit would drop queued measures
     state = worker.serve()
     sys.stdout.flush()
     return 0 if state in ("", "finished", "stopped", "paused", "diverged") else 1
