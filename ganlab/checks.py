@@ -164,7 +164,75 @@ def _xy_game(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, 
     return appeared, value, {f"radius_{mode}": round(ratio, 4) for mode, ratio in ratios.items()}
 
 
+def _remedy(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """remedy: the lesson's run (cfg, with its remedy) against the same seed with `base` applied (the remedy
+    off). Over the step `window`, D(G(z)) and G's gradient norm (medians) must rise at least `d_fake_ratio` and
+    `grad_ratio` times, and the base run must be diagnosed (D overpowering or vanishing gradients), the remedy not."""
+    from .diagnose import diagnose
+    p = check.params
+    lo, hi = p["window"]
+    if hi > cfg.steps:   # a shortened (smoke) run: the same window, scaled into it
+        lo, hi = lo * cfg.steps / hi, cfg.steps
+    base_cfg = cfg.replace(**p["base"])
+    _, h_base = train(base_cfg, device)
+    _, h_fix = train(cfg, device)
+    bad = ("d_overpowering", "vanishing_gradients")
+    m: dict[str, Any] = {"window": [lo, hi]}
+    for name, h, c in (("base", h_base, base_cfg), ("remedy", h_fix, cfg)):
+        m[f"d_fake_{name}"] = _window_median(h, "d_fake", lo, hi)
+        m[f"grad_g_{name}"] = _window_median(h, "grad_g", lo, hi)
+        m[f"diagnoses_{name}"] = [d.kind for d in diagnose(h, [], c.loss, c.is_2d) if d.kind in bad]
+    m["d_fake_ratio"] = _ratio(m["d_fake_remedy"], m["d_fake_base"])
+    m["grad_ratio"] = _ratio(m["grad_g_remedy"], m["grad_g_base"])
+    appeared = (m["d_fake_ratio"] >= p["d_fake_ratio"] and m["grad_ratio"] >= p["grad_ratio"]
+                and bool(m["diagnoses_base"]) and not m["diagnoses_remedy"])
+    value = (f"D(G(z)) x{m['d_fake_ratio']:.3g}, |grad G| x{m['grad_ratio']:.3g}; diagnosed: base "
+             f"{'yes' if m['diagnoses_base'] else 'no'}, remedy {'yes' if m['diagnoses_remedy'] else 'no'}")
+    return appeared, value, m
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else (math.inf if a > 0 else float("nan"))
+
+
+def nyquist_share(images: torch.Tensor) -> torch.Tensor:
+    """Checkerboard energy of each image (N, C, H, W) -> (N,): the share of its power (mean removed) on the
+    spectrum's Nyquist row and column (vertical frequency H/2 or horizontal W/2), i.e. in patterns that flip
+    sign from one pixel to the next along a row or a column, averaged over channels. White noise scores about
+    (H + W - 1) / (H W - 1) (0.07 at 28 px); a flat image 0, a pure checkerboard 1."""
+    x = images.double() - images.double().mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(x).abs() ** 2
+    h, w = x.shape[-2:]
+    nyq = power[..., h // 2, :].sum(-1) + power[..., :, w // 2].sum(-1) - power[..., h // 2, w // 2]
+    return (nyq / power.sum(dim=(-2, -1)).clamp_min(1e-30)).mean(dim=1).float()
+
+
+def _checkerboard(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """checkerboard: G at initialisation (the seed's weights, as the trainer draws them), once with the
+    lesson's `upsample` and once with `upsample=resize`, each drawing `samples` images from the same noise in
+    training mode (batch statistics). The mean Nyquist share must be >= `min_share` for the lesson's G and at
+    least `ratio` times the resize G's."""
+    from .data import load_dataset
+    from .models import build_models
+    p = check.params
+    data = load_dataset(cfg)
+    shares = {}
+    for up in dict.fromkeys((cfg.upsample, "resize")):
+        torch.manual_seed(cfg.seed)                     # as the trainer seeds its nets
+        g, _ = build_models(cfg.replace(upsample=up), data.sample_shape, data.num_classes)
+        with torch.no_grad():
+            z = g.noise(p.get("samples", 256), torch.Generator().manual_seed(cfg.seed))
+            y = torch.arange(len(z)) % data.num_classes if cfg.conditional else None
+            shares[up] = float(nyquist_share(g(z, y)).mean())
+    ratio = _ratio(shares[cfg.upsample], shares["resize"])
+    measures = {f"share_{up}": round(v, 5) for up, v in shares.items()} | {"ratio": ratio}
+    appeared = shares[cfg.upsample] >= p["min_share"] and ratio >= p["ratio"]
+    return appeared, f"{cfg.upsample} {shares[cfg.upsample]:.3f} vs resize {shares['resize']:.4f} (x{ratio:.3g})", \
+        measures
+
+
 CHECKS: dict[str, Callable[[Check, TrainConfig, str | None], tuple[bool, str, dict[str, Any]]]] = {
     "coverage": _modes, "collapse": _modes, "vanishing": _vanishing, "overpowering": _overpowering,
-    "images": _images, "conditional": _images, "xy_game": _xy_game,
+    "images": _images, "conditional": _images, "xy_game": _xy_game, "remedy": _remedy,
+    "checkerboard": _checkerboard,
 }

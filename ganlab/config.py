@@ -23,6 +23,8 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 NOISE_DISTS = ("normal", "uniform")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LR_DECAYS = ("none", "linear")
+# DCGAN G upsampling: transposed conv k4 s2 (DCGAN), k3 s2 (uneven overlap), nearest resize + 3x3 conv
+UPSAMPLES = ("transposed", "transposed-k3", "resize")
 
 # Fields a running or paused run accepts on its next step; everything else needs a new run.
 LIVE_FIELDS = ("g_lr", "d_lr", "d_steps", "label_smoothing", "instance_noise", "r1_gamma", "gp_lambda",
@@ -50,6 +52,7 @@ class TrainConfig:
     g_layers: tuple[int, ...] = (64, 64, 64)   # hidden widths of MLP G (dense-dropout uses the first only)
     d_layers: tuple[int, ...] = (64, 64, 64)   # hidden widths of MLP D
     channels: int = 64              # DCGAN base width (G's last / D's first conv layer)
+    upsample: str = "transposed"    # DCGAN G's x2 steps: a name in UPSAMPLES (the checkerboard lesson)
     dropout: float = 0.3            # dense-dropout G's dropout (the Keras tutorial's 0.3); also MLP D if d_dropout
     d_dropout: float = 0.0          # dropout in MLP D (0 = none); the PyTorch tutorials use none
     spectral_norm: bool = False     # spectral normalisation on D's layers (stabilises, slows D)
@@ -102,6 +105,7 @@ class TrainConfig:
         _choice("noise_dist", self.noise_dist, NOISE_DISTS)
         _choice("device", self.device, DEVICES)
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _choice("upsample", self.upsample, UPSAMPLES)
         for name in ("conditional", "spectral_norm", "bf16", "cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {_show(getattr(self, name))}")

@@ -313,8 +313,11 @@ def _nets(cfg: TrainConfig, shape: tuple[int, ...], flags: dict[str, bool], subs
     if cfg.model == "dcgan":
         start, ups = _dcgan_plan(shape[1])
         ch = ch0 = cfg.channels * 2 ** ups
-        for i in range(ups):
-            g.append(f"nn.ConvTranspose2d({ch}, {ch // 2}, 4, 2, 1, bias=False), nn.BatchNorm2d({ch // 2}), "
+        for i in range(ups):   # as models.upsample_layer builds each x2 step of `upsample`
+            up = {"transposed": f"nn.ConvTranspose2d({ch}, {ch // 2}, 4, 2, 1, bias=False)",
+                  "transposed-k3": f"nn.ConvTranspose2d({ch}, {ch // 2}, 3, 2, 1, output_padding=1, bias=False)",
+                  "resize": f"nn.Upsample(scale_factor=2), nn.Conv2d({ch}, {ch // 2}, 3, 1, 1, bias=False)"}
+            g.append(f"{up[cfg.upsample]}, nn.BatchNorm2d({ch // 2}), "
                      f"nn.ReLU(True),   # {start << i} -> {start << i + 1} pixels")
             ch //= 2
         g.append(f"nn.Conv2d({ch}, {shape[0]}, 3, 1, 1), nn.Tanh(),")

@@ -167,8 +167,22 @@ def _dcgan_plan(size: int) -> tuple[int, int]:
     return plans[size]
 
 
+def upsample_layer(upsample: str, c_in: int, c_out: int) -> list[nn.Module]:
+    """One x2 upsampling of DCGAN's G (config.UPSAMPLES): transposed conv kernel 4 stride 2 (DCGAN's; even
+    overlap), kernel 3 stride 2 (uneven overlap: Odena et al. 2016's checkerboard case), or nearest-neighbour
+    resize then a 3x3 convolution (their remedy)."""
+    if upsample == "transposed":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    if upsample == "transposed-k3":
+        return [nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1, bias=False)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+    raise ValueError(f"unknown upsample {upsample!r}")
+
+
 class DCGANGenerator(Generator):
-    def __init__(self, noise_dim: int, channels: int, sample_shape: tuple[int, ...], num_classes: int = 0):
+    def __init__(self, noise_dim: int, channels: int, sample_shape: tuple[int, ...], num_classes: int = 0,
+                 upsample: str = "transposed"):
         super().__init__(noise_dim, num_classes, sample_shape)
         out_ch, size = sample_shape[0], sample_shape[1]
         start, ups = _dcgan_plan(size)
@@ -178,7 +192,7 @@ class DCGANGenerator(Generator):
                                      nn.BatchNorm1d(ch * start * start), nn.ReLU(True))
         blocks: list[nn.Module] = []
         for _ in range(ups):                           # each: (N, ch, s, s) -> (N, ch/2, 2s, 2s)
-            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            blocks += [*upsample_layer(upsample, ch, ch // 2), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
         blocks += [nn.Conv2d(ch, out_ch, 3, 1, 1), nn.Tanh()]   # (N, C_out, size, size)
         self.net = nn.Sequential(*blocks)
@@ -233,7 +247,7 @@ def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: i
     if cfg.model == "dcgan":
         if not image or sample_shape[1] != sample_shape[2]:
             raise ValueError(f"dcgan needs square images, got samples of shape {sample_shape}")
-        g: Generator = DCGANGenerator(cfg.noise_dim, cfg.channels, sample_shape, classes)
+        g: Generator = DCGANGenerator(cfg.noise_dim, cfg.channels, sample_shape, classes, cfg.upsample)
         # Batch norm mixes samples, which breaks the per-sample gradient penalty of WGAN-GP; SN replaces it.
         # Only fields fixed for a run's life decide this: r1_gamma is a live field (live edits, branches), and a
         # checkpoint's D must load into the D that a changed r1_gamma builds. R1 through BN still regularises.

@@ -45,7 +45,7 @@ def test_lesson_is_complete_and_its_config_validates(lesson):
     assert lesson.explanation.count("$$") % 2 == 0           # display math is balanced
     if lesson.check is not None:
         assert lesson.check.kind in ("coverage", "collapse", "vanishing", "overpowering", "images", "conditional",
-                                     "xy_game")
+                                     "xy_game", "remedy", "checkerboard")
         assert 0 < lesson.check.target_rate <= 1 and lesson.check.seeds >= 1
 
 

@@ -22,6 +22,7 @@ from ganlab.config import (
     NOISE_DISTS,
     OPTIMIZERS,
     PRESETS,
+    UPSAMPLES,
     ConfigError,
     TrainConfig,
     get_preset,
@@ -38,13 +39,13 @@ FORM_GROUPS: list[tuple[str, tuple[str, ...]]] = [
                         "d_layers", "steps", "batch_size", "g_lr", "d_lr")),
     ("Switches", ("d_steps", "label_smoothing", "instance_noise", "r1_gamma", "gp_lambda", "spectral_norm",
                   "lr_decay", "d_dropout")),
-    ("More model and optimiser settings", ("image_size", "channels", "dropout", "noise_dist", "g_opt", "d_opt",
-                                           "beta1", "beta2", "seed")),
+    ("More model and optimiser settings", ("image_size", "channels", "upsample", "dropout", "noise_dist", "g_opt",
+                                           "d_opt", "beta1", "beta2", "seed")),
     ("Hardware and recording", ("device", "bf16", "cuda_graph", "stats_every", "snapshot_every",
                                 "checkpoint_every", "keep_checkpoints", "grid_size")),
 ]
 CHOICES = {"dataset": DATASETS, "model": MODELS, "loss": LOSSES, "g_opt": OPTIMIZERS, "d_opt": OPTIMIZERS,
-           "noise_dist": NOISE_DISTS, "device": DEVICES, "lr_decay": LR_DECAYS}
+           "noise_dist": NOISE_DISTS, "device": DEVICES, "lr_decay": LR_DECAYS, "upsample": UPSAMPLES}
 FLOAT_STEPS = {"g_lr": 1e-4, "d_lr": 1e-4, "beta1": 0.05, "beta2": 0.001, "label_smoothing": 0.05,
                "instance_noise": 0.05, "gp_lambda": 0.5, "r1_gamma": 0.5, "dropout": 0.05, "d_dropout": 0.05}
 LABELS = {"g_lr": "G learning rate", "d_lr": "D learning rate", "d_steps": "D steps per G step",
@@ -56,6 +57,8 @@ HELP = {"loss": "minimax: the original saturating G loss; nonsaturating: -log D(
         "steps": "generator updates until the run finishes", "d_steps": "D updates per G update (WGAN-GP uses 5)",
         "label_smoothing": "one-sided: real target 1 - s (BCE losses)",
         "instance_noise": "std of noise added to D's inputs, annealed to 0",
+        "upsample": "DCGAN G's x2 steps: transposed conv k4 s2 (DCGAN), k3 s2 (uneven overlap), or nearest "
+                    "resize + 3x3 conv (no checkerboard at init)",
         "g_layers": "comma-separated, e.g. 64,64,64",
         "d_layers": "comma-separated, e.g. 64,64,64", "conditional": "feed the class label to G and D",
         "snapshot_every": "0 = once per epoch (images) / 250 steps (2D)",
