@@ -9,15 +9,18 @@ for all the waiting seeds at once, and the checks are asked again until every se
 members come back as ordinary `Trainer`s with their weights and histories, so a check cannot tell them from
 solo runs. A configuration an ensemble cannot train (images, dropout in D, ...) is trained solo.
 
-`check_all` spreads the work over `jobs` processes (one torch thread each): each 2D lesson is one task, each
-seed of an image lesson is one, and the largest tasks start first.
+`check_all` spreads the work over `jobs` processes (one torch thread each, `python -m ganlab.check_runner TASK`:
+a fresh interpreter, whatever the caller's __main__ is): each 2D lesson is one task, each seed of an image lesson
+is one, and the largest tasks start first.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Callable
 
 import numpy as np
@@ -189,8 +192,19 @@ def check_lesson(lesson: Lesson, seeds: int | None = None, steps: int | None = N
 # --- several processes ------------------------------------------------------------------------------------
 def _task(lesson_id: str, seeds: list[int], steps: int | None, device: str | None,
           ensembles: bool) -> tuple[str, list[dict[str, Any]]]:
-    torch.set_num_threads(1)   # one core per process: the processes share the machine's cores
-    return lesson_id, _run_seeds(get_lesson(lesson_id), seeds, steps, device, ensembles)
+    """One task in a process of its own (`python -m ganlab.check_runner`, one torch thread: the processes share
+    the machine's cores); its runs come back as the last line of its output. A process that fails counts its
+    seeds as not shown, with its exit status, and the other tasks go on."""
+    task = {"lesson": lesson_id, "seeds": seeds, "steps": steps, "device": device, "ensembles": ensembles}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "ganlab.check_runner", json.dumps(task)], stdout=subprocess.PIPE,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        return lesson_id, json.loads(lines[-1])
+    share = round((time.perf_counter() - started) / len(seeds), 2)
+    why = f"the check process failed (exit status {done.returncode}; its error is above)"
+    return lesson_id, [{"seed": s, "appeared": False, "value": why, "seconds": share, "measures": {}} for s in seeds]
 
 
 def _cost(lesson: Lesson, seeds: list[int], steps: int | None) -> float:
@@ -221,8 +235,7 @@ def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None
             runs[lesson.id].extend(got)
     else:
         tasks.sort(key=lambda t: -_cost(t[0], t[1], steps))
-        ctx = multiprocessing.get_context("spawn")   # no fork of a process that holds torch's threads
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+        with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:   # each thread waits on a process
             futures = [pool.submit(_task, lesson.id, task_seeds, steps, device, ensembles)
                        for lesson, task_seeds in tasks]
             for future in as_completed(futures):
@@ -230,3 +243,16 @@ def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None
                 _report(progress, lesson_id, got)
                 runs[lesson_id].extend(got)
     return [summarise(lesson, sorted(runs[lesson.id], key=lambda r: r["seed"]), steps) for lesson in lessons]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ganlab.check_runner TASK_JSON`: run one task of check_all; print its runs as JSON."""
+    task = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    torch.set_num_threads(1)
+    runs = _run_seeds(get_lesson(task["lesson"]), task["seeds"], task["steps"], task["device"], task["ensembles"])
+    print(json.dumps(runs), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

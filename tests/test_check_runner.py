@@ -92,3 +92,10 @@ def test_bad_jobs_exit_2_with_one_line(capsys):
     assert cli.main(["lessons", "--check", "--jobs", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--jobs: must be between 1 and 64" in err and len(err.splitlines()) == 1
+
+
+def test_a_task_whose_process_fails_counts_its_seeds_as_not_shown(capfd):
+    lesson_id, runs = check_runner._task("no-such-lesson", [0, 1], 5, "cpu", True)   # the child exits 1
+    assert lesson_id == "no-such-lesson" and [r["seed"] for r in runs] == [0, 1]
+    assert all(not r["appeared"] and "check process failed (exit status 1" in r["value"] for r in runs)
+    assert "no-such-lesson" in capfd.readouterr().err   # the child's own error reaches the log
