@@ -24,8 +24,10 @@ class Check:
     the same run with loss=nonsaturating), overpowering (diagnose() names an overpowering D or vanishing
     gradients), images (classifier confidence >= conf_min with `classes` digits drawn), conditional (the
     classifier reads the asked-for digit in >= acc_min of the samples), xy_game (ganlab.games: simultaneous steps
-    on x*y spiral out, alternating ones stay bounded, a penalty on D settles them). Image kinds are judged at the
-    end.
+    on x*y spiral out, alternating ones stay bounded, a penalty on D settles them), remedy (the lesson's run
+    against the same seed with `base` applied: D(G(z)) and G's gradient rise by stated factors, the diagnosis
+    goes), checkerboard (G at initialisation: the Nyquist share of its images against a resize-convolution G's).
+    Image kinds are judged at the end. ganlab.checks holds one function per kind.
     """
     kind: str
     phenomenon: str                 # one line for the table
