@@ -76,20 +76,62 @@ def train(cfg: TrainConfig, device: str | None, every: int = 0,
 
 
 # --- the checks: each trains what it needs and returns (appeared, value text, measures) ------------------------
+def _occupied(s: dict[str, Any]) -> tuple[int, ...]:
+    """The modes a mode_stats result counts as covered (>= min_count high-quality samples on each)."""
+    return tuple(i for i, c in enumerate(s["mode_counts"]) if c >= s["min_count"])
+
+
 def _modes(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
-    """coverage: at least min_modes (default all) covered with hq_min high-quality; collapse: <= max_modes."""
+    """coverage: at least min_modes (default all) covered with hq_min high-quality; collapse: <= max_modes
+    covered with >= hq_min (default 0) high quality at the end, and, with hop_every, G hopping: looking at the
+    covered modes every hop_every steps, at least left_min (default 1) modes were covered at some look and are
+    not at the end (G held them and moved on). `hops` counts the looks whose covered modes differ from the last
+    look's that had any."""
     from .metrics import mode_stats
     p = check.params
-    trainer, _ = train(cfg, device)
-    s = mode_stats(trainer.generate(trainer.fixed_z).cpu().numpy(), trainer.data.modes, trainer.data.mode_std)
-    measures = {"modes_covered": s["modes_covered"], "high_quality_frac": round(s["high_quality_frac"], 4),
-                "reverse_kl": round(s["reverse_kl"], 4)}
+    every = int(p.get("hop_every", 0)) if check.kind == "collapse" else 0
+    path: list[list[Any]] = []
+
+    def stats(trainer) -> dict[str, Any]:
+        return mode_stats(trainer.generate(trainer.fixed_z).cpu().numpy(), trainer.data.modes, trainer.data.mode_std)
+
+    def look(trainer) -> None:
+        path.append([trainer.step, list(_occupied(stats(trainer)))])
+
+    trainer, _ = train(cfg, device, every, look if every else None)
+    s = stats(trainer)
+    measures: dict[str, Any] = {"modes_covered": s["modes_covered"], "modes_any": s["modes_any"],
+                                "high_quality_frac": round(s["high_quality_frac"], 4),
+                                "reverse_kl": round(s["reverse_kl"], 4), "mode_counts": s["mode_counts"]}
     value = f"{s['modes_covered']}/{s['n_modes']} modes, {s['high_quality_frac']:.0%} HQ"
     if check.kind == "coverage":
         appeared = (s["modes_covered"] >= p.get("min_modes", s["n_modes"])
                     and s["high_quality_frac"] >= p.get("hq_min", 0.0))
-    else:
-        appeared = s["modes_covered"] <= p["max_modes"]
+        return appeared, value, measures
+    appeared = s["modes_covered"] <= p["max_modes"] and s["high_quality_frac"] >= p.get("hq_min", 0.0)
+    if every:
+        path.append([trainer.step, list(_occupied(s))])
+        sets = [modes for _, modes in path if modes]
+        hops = sum(a != b for a, b in zip(sets, sets[1:]))
+        left = sorted(set().union(*map(set, sets)) - set(_occupied(s)))
+        measures |= {"hops": hops, "modes_left": left, "path": path}
+        value += f"; held and left {len(left)} modes, {hops} hops"
+        appeared = appeared and len(left) >= p.get("left_min", 1)
+    return appeared, value, measures
+
+
+def _curve(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool, str, dict[str, Any]]:
+    """curve (a G of 1-d noise): the fakes reach at least min_modes modes (a high-quality sample on each,
+    mode_stats' modes_any) while at most hq_max of them are high quality: the rest lie on the curve between."""
+    from .metrics import mode_stats
+    p = check.params
+    trainer, _ = train(cfg, device)
+    s = mode_stats(trainer.generate(trainer.fixed_z).cpu().numpy(), trainer.data.modes, trainer.data.mode_std)
+    measures = {"modes_any": s["modes_any"], "modes_covered": s["modes_covered"],
+                "high_quality_frac": round(s["high_quality_frac"], 4), "mode_counts": s["mode_counts"]}
+    appeared = s["modes_any"] >= p["min_modes"] and s["high_quality_frac"] <= p["hq_max"]
+    value = (f"reaches {s['modes_any']}/{s['n_modes']} modes, {s['high_quality_frac']:.0%} HQ "
+             f"({1 - s['high_quality_frac']:.0%} between modes)")
     return appeared, value, measures
 
 
@@ -234,5 +276,5 @@ def _checkerboard(check: Check, cfg: TrainConfig, device: str | None) -> tuple[b
 CHECKS: dict[str, Callable[[Check, TrainConfig, str | None], tuple[bool, str, dict[str, Any]]]] = {
     "coverage": _modes, "collapse": _modes, "vanishing": _vanishing, "overpowering": _overpowering,
     "images": _images, "conditional": _images, "xy_game": _xy_game, "remedy": _remedy,
-    "checkerboard": _checkerboard,
+    "checkerboard": _checkerboard, "curve": _curve,
 }

@@ -291,10 +291,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ring8", "Ring of 8 Gaussians, tuned MLP GAN that covers all 8 modes in under a minute on a laptop.",
            dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(64, 64, 64), noise_dim=8, batch_size=512,
                 g_lr=4e-3, d_lr=4e-3, r1_gamma=0.1, lr_decay="linear", steps=6000)),
-    # 1-d noise, a G twice as fast as a sharp D, small batches, no decay: G piles onto the spot D currently
-    # likes and hops on (1-4 of 8 modes in 10/10 seeds, lessons --check). A weak, slow D (16 units, lr 1e-4)
-    # does not give collapse here: G never finds any mode at all.
-    Preset("ring8-collapse", "Ring of 8 with 1-d noise and a G that outpaces D: G piles onto a few modes and hops.",
+    # 1-d noise, a G twice as fast as a sharp D, small batches, no decay (the one-d-noise lesson): G draws one
+    # curve that must join the modes it reaches. Seeds 0-9 at 3000 steps: the fakes reach 4-8 modes with only
+    # 3-54% high quality (1-5 modes covered). A weak, slow D (16 units, lr 1e-4) finds no mode at all.
+    Preset("ring8-collapse", "Ring of 8 with 1-d noise: G draws one curve, which must join the modes it reaches.",
            dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(128, 128, 128), noise_dim=1, batch_size=64,
                 g_lr=2e-3, d_lr=1e-3, beta1=0.5, lr_decay="none", steps=3000)),
     # A wider D learning 10x faster than G wins early, as D does in most GANs' first steps; with equal rates
@@ -306,6 +306,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            dict(dataset="ring8", loss="wgan-gp", gp_lambda=0.1, d_steps=5, g_layers=(64, 64, 64),
                 d_layers=(64, 64, 64), noise_dim=8, batch_size=256, g_lr=1e-3, d_lr=1e-3, beta1=0.5,
                 beta2=0.9, lr_decay="linear", steps=4000)),
+    # The textbook collapse (Goodfellow 2016, Unrolled GAN Fig. 1, VEEGAN Table 1): a deep D (3 x 128) learning
+    # 4x faster than G, no R1. For the first ~2000 steps G's loose cloud of fakes hops round the ring as D catches
+    # up; as the lrs decay G locks onto 1-3 modes, where fakes and real points overlap and D gives no gradient.
+    # lessons --check, seeds 0-9 (one ensemble, ~175 CPU s): 1-3 modes with 73-100% HQ in 9/10 (seed 0: 3 modes,
+    # 62%); G had covered, then left, 1-5 modes in 10/10. g_lr 5e-4 locked at once (8/10 on one mode from step
+    # ~250, no hops); a D of 1-2 layers, or instance noise 0.3, spread G over 5-8 modes at 10-40% HQ instead.
+    Preset("ring8-hop", "Ring of 8 with a deep D 4x faster than G: G's fakes hop from mode to mode, then lock "
+           "onto one to three.",
+           dict(dataset="ring8", g_layers=(64, 64, 64), d_layers=(128, 128, 128), noise_dim=8, batch_size=256,
+                g_lr=1e-3, d_lr=4e-3, beta1=0.5, r1_gamma=0.0, lr_decay="linear", steps=6000)),
     Preset("grid25", "5x5 grid of Gaussians: 25 modes, a harder coverage test.",
            dict(dataset="grid25", g_layers=(128, 128, 128), d_layers=(128, 128, 128), noise_dim=8,
                 batch_size=256, g_lr=1e-3, d_lr=1e-3, lr_decay="linear", steps=8000)),

@@ -20,7 +20,9 @@ class Check:
     """The phenomenon a lesson's preset must show, judged on one headless run per seed.
 
     kind: coverage (>= min_modes modes covered, default all, and >= hq_min high-quality samples), collapse
-    (<= max_modes covered), vanishing (median G gradient norm over `window` steps at least `ratio` times below
+    (<= max_modes covered, >= hq_min high quality; with hop_every, G left >= left_min modes it had covered),
+    curve (a G of 1-d noise: its fakes reach >= min_modes modes with <= hq_max high quality), vanishing
+    (median G gradient norm over `window` steps at least `ratio` times below
     the same run with loss=nonsaturating), overpowering (diagnose() names an overpowering D or vanishing
     gradients), images (classifier confidence >= conf_min with `classes` digits drawn), conditional (the
     classifier reads the asked-for digit in >= acc_min of the samples), xy_game (ganlab.games: simultaneous steps

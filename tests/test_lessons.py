@@ -20,7 +20,8 @@ from ui.classroom import page_file
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = {   # topic -> (lesson id, preset)
-    "first GAN": ("first-gan", "ring8"), "mode collapse": ("mode-collapse", "ring8-collapse"),
+    "first GAN": ("first-gan", "ring8"), "mode collapse": ("mode-collapse", "ring8-hop"),
+    "1-d noise": ("one-d-noise", "ring8-collapse"),
     "saturating loss": ("saturating", "ring8-saturating"), "strong D": ("strong-d", "ring8"),
     "WGAN-GP": ("wgan-gp", "ring8-wgan-gp"), "DCGAN": ("dcgan", "mnist-dcgan"),
     "latent walk": ("latent-walk", "mnist-mlp"), "conditional": ("conditional", "mnist-cgan"),
@@ -45,7 +46,7 @@ def test_lesson_is_complete_and_its_config_validates(lesson):
     assert lesson.explanation.count("$$") % 2 == 0           # display math is balanced
     if lesson.check is not None:
         assert lesson.check.kind in ("coverage", "collapse", "vanishing", "overpowering", "images", "conditional",
-                                     "xy_game", "remedy", "checkerboard")
+                                     "xy_game", "remedy", "checkerboard", "curve")
         assert 0 < lesson.check.target_rate <= 1 and lesson.check.seeds >= 1
 
 
@@ -162,7 +163,7 @@ def test_check_table_goes_to_stdout_without_json(capsys):
     rc = cli.main(["lessons", "--check", "--only", "mode-collapse", "--seeds", "1", "--steps", "10"])
     out = capsys.readouterr().out
     assert rc in (0, 1)
-    assert "lesson" in out.splitlines()[0] and "mode-collapse" in out and "ring8-collapse" in out
+    assert "lesson" in out.splitlines()[0] and "mode-collapse" in out and "ring8-hop" in out
 
 
 def test_overpowering_check_reads_diagnose():
