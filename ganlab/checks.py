@@ -141,11 +141,16 @@ def _vanishing(check: Check, cfg: TrainConfig, device: str | None) -> tuple[bool
     lo, hi = p["window"]
     if hi > cfg.steps:   # a shortened (smoke) run: the same window, scaled into it
         lo, hi = lo * cfg.steps / hi, cfg.steps
+    if cfg.lr_decay == "none" and cfg.instance_noise == 0:
+        # Nothing in a step depends on the run's length (no lr decay, no annealed noise): the steps after the
+        # window cannot change what is measured in it, so they are not trained.
+        cfg = cfg.replace(steps=max(1, math.ceil(hi)))
     _, h_sat = train(cfg, device)
     _, h_ns = train(cfg.replace(loss="nonsaturating"), device)
     sat, ns = _window_median(h_sat, "grad_g", lo, hi), _window_median(h_ns, "grad_g", lo, hi)
     ratio = ns / sat if sat > 0 else (math.inf if ns > 0 else float("nan"))
-    measures = {"grad_g_saturating": sat, "grad_g_nonsaturating": ns, "ratio": ratio, "window": [lo, hi]}
+    measures = {"grad_g_saturating": sat, "grad_g_nonsaturating": ns, "ratio": ratio, "window": [lo, hi],
+                "trained_steps": cfg.steps}
     return bool(ratio >= p["ratio"]), f"{ratio:.3g}x lower (steps {lo:.0f}-{hi:.0f})", measures
 
 

@@ -99,3 +99,16 @@ def test_a_task_whose_process_fails_counts_its_seeds_as_not_shown(capfd):
     assert lesson_id == "no-such-lesson" and [r["seed"] for r in runs] == [0, 1]
     assert all(not r["appeared"] and "check process failed (exit status 1" in r["value"] for r in runs)
     assert "no-such-lesson" in capfd.readouterr().err   # the child's own error reaches the log
+
+
+def test_the_vanishing_check_trains_only_up_to_its_window_when_nothing_depends_on_the_length():
+    lesson = get_lesson("saturating")
+    cfg = lesson.config(seed=0, steps=80)
+    assert cfg.lr_decay == "none" and cfg.instance_noise == 0
+    check = dataclasses.replace(lesson.check, params={**lesson.check.params, "window": [10, 30]})
+    _, _, measures = checks.CHECKS["vanishing"](check, cfg, "cpu")
+    assert measures["trained_steps"] == 30
+    _, full = checks.solo_train(cfg, "cpu")                       # all 80 steps: the same numbers in the window
+    assert measures["grad_g_saturating"] == checks._window_median(full, "grad_g", 10, 30)
+    _, _, decayed = checks.CHECKS["vanishing"](check, cfg.replace(lr_decay="linear"), "cpu")
+    assert decayed["trained_steps"] == 80                         # the lr depends on the length: all steps
