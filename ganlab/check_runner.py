@@ -10,8 +10,8 @@ members come back as ordinary `Trainer`s with their weights and histories, so a 
 solo runs. A configuration an ensemble cannot train (images, dropout in D, ...) is trained solo.
 
 `check_all` spreads the work over `jobs` processes (one torch thread each, `python -m ganlab.check_runner TASK`:
-a fresh interpreter, whatever the caller's __main__ is): each 2D lesson is one task, each seed of an image lesson
-is one, and the largest tasks start first.
+a fresh interpreter, whatever the caller's __main__ is): each 2D lesson is one task, an image lesson's seeds
+are spread over up to `jobs` tasks, and the largest tasks start first.
 """
 from __future__ import annotations
 
@@ -218,15 +218,16 @@ def _cost(lesson: Lesson, seeds: list[int], steps: int | None) -> float:
 def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None = None,
               device: str | None = None, progress: Progress | None = None, jobs: int = 1,
               ensembles: bool = True) -> list[dict[str, Any]]:
-    """Every lesson's row, in the order given. jobs > 1: tasks (a 2D lesson, or one seed of an image lesson)
-    run in that many processes, the largest first."""
+    """Every lesson's row, in the order given. jobs > 1: tasks (a 2D lesson, or a share of an image lesson's
+    seeds) run in that many processes, the largest first."""
     tasks = []
     for lesson in lessons:
         all_seeds = list(range(seeds or lesson.check.seeds))
         if lesson.config().is_2d:
             tasks.append((lesson, all_seeds))
-        else:
-            tasks.extend((lesson, [s]) for s in all_seeds)
+        else:   # an image lesson's seeds in up to `jobs` tasks (a process costs a few seconds of imports)
+            parts = max(1, min(jobs, len(all_seeds)))
+            tasks.extend((lesson, all_seeds[i::parts]) for i in range(parts))
     runs: dict[str, list[dict[str, Any]]] = {lesson.id: [] for lesson in lessons}
     if jobs <= 1 or len(tasks) <= 1:
         for lesson, task_seeds in tasks:
