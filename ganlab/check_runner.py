@@ -11,7 +11,8 @@ solo runs. A configuration an ensemble cannot train (images, dropout in D, ...) 
 
 `check_all` spreads the work over `jobs` processes (one torch thread each, `python -m ganlab.check_runner TASK`:
 a fresh interpreter, whatever the caller's __main__ is): each 2D lesson is one task, an image lesson's seeds
-are spread over up to `jobs` tasks, and the largest tasks start first.
+are spread over up to `jobs` tasks, and the largest tasks start first (by the last full check's seconds on this
+machine, kept in $GANLAB_CACHE/lesson_seconds.json, else by an estimate).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -215,6 +217,40 @@ def _cost(lesson: Lesson, seeds: list[int], steps: int | None) -> float:
     return (steps or cfg.steps) * per_step * len(seeds)
 
 
+def timings_path() -> Path:
+    """Seconds per seed of each lesson's last full check on this machine ($GANLAB_CACHE, as the classifiers)."""
+    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser() / "lesson_seconds.json"
+
+
+def load_timings() -> dict[str, float]:
+    try:
+        data = json.loads(timings_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and v >= 0} \
+        if isinstance(data, dict) else {}
+
+
+def _save_timings(rows: list[dict[str, Any]]) -> None:
+    path = timings_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**load_timings(), **{r["id"]: r["seconds_per_seed"] for r in rows}}))
+        tmp.replace(path)
+    except OSError:   # a read-only home: the next run orders by estimate
+        pass
+
+
+def order_tasks(tasks: list[tuple[Lesson, list[int]]], steps: int | None,
+                timings: dict[str, float]) -> list[tuple[Lesson, list[int]]]:
+    """Largest first: by the last full check's seconds when every lesson has one (and steps are the presets'),
+    else by `_cost`'s estimate."""
+    if steps is None and all(lesson.id in timings for lesson, _ in tasks):
+        return sorted(tasks, key=lambda t: -timings[t[0].id] * len(t[1]))
+    return sorted(tasks, key=lambda t: -_cost(t[0], t[1], steps))
+
+
 def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None = None,
               device: str | None = None, progress: Progress | None = None, jobs: int = 1,
               ensembles: bool = True) -> list[dict[str, Any]]:
@@ -235,7 +271,7 @@ def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None
             _report(progress, lesson.id, got)
             runs[lesson.id].extend(got)
     else:
-        tasks.sort(key=lambda t: -_cost(t[0], t[1], steps))
+        tasks = order_tasks(tasks, steps, load_timings())
         with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:   # each thread waits on a process
             futures = [pool.submit(_task, lesson.id, task_seeds, steps, device, ensembles)
                        for lesson, task_seeds in tasks]
@@ -243,7 +279,10 @@ def check_all(lessons: list[Lesson], seeds: int | None = None, steps: int | None
                 lesson_id, got = future.result()
                 _report(progress, lesson_id, got)
                 runs[lesson_id].extend(got)
-    return [summarise(lesson, sorted(runs[lesson.id], key=lambda r: r["seed"]), steps) for lesson in lessons]
+    rows = [summarise(lesson, sorted(runs[lesson.id], key=lambda r: r["seed"]), steps) for lesson in lessons]
+    if steps is None and jobs > 1:   # what the next run's order goes by (one process per task, one thread)
+        _save_timings(rows)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

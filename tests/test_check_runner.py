@@ -112,3 +112,20 @@ def test_the_vanishing_check_trains_only_up_to_its_window_when_nothing_depends_o
     assert measures["grad_g_saturating"] == checks._window_median(full, "grad_g", 10, 30)
     _, _, decayed = checks.CHECKS["vanishing"](check, cfg.replace(lr_decay="linear"), "cpu")
     assert decayed["trained_steps"] == 80                         # the lr depends on the length: all steps
+
+
+def test_tasks_start_largest_first_by_the_last_full_checks_seconds(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLAB_CACHE", str(tmp_path))
+    a, b, c = get_lesson("strong-d"), get_lesson("dcgan"), get_lesson("oscillation")
+    tasks = [(a, list(range(10))), (b, [0]), (c, [0])]
+    assert check_runner.load_timings() == {}
+    assert [t[0].id for t in check_runner.order_tasks(tasks, None, {})][0] == "dcgan"   # estimate: images first
+    check_runner._save_timings([{"id": "strong-d", "seconds_per_seed": 40.0},
+                                {"id": "dcgan", "seconds_per_seed": 300.0},
+                                {"id": "oscillation", "seconds_per_seed": 0.0}])
+    timings = check_runner.load_timings()
+    assert timings == {"strong-d": 40.0, "dcgan": 300.0, "oscillation": 0.0}
+    assert [t[0].id for t in check_runner.order_tasks(tasks, None, timings)] == ["strong-d", "dcgan", "oscillation"]
+    assert [t[0].id for t in check_runner.order_tasks(tasks, 50, timings)][0] == "dcgan"   # --steps: estimates
+    check_runner.timings_path().write_text("{not json")
+    assert check_runner.load_timings() == {}                   # a damaged file: back to estimates, no error
