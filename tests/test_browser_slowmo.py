@@ -56,6 +56,7 @@ def test_step_play_and_reset(streamlit_server: str, runs_dir: Path, browser_page
     page.goto(f"{streamlit_server}/Discriminator?run={run.id}")
     wait_connected(page)
     page.get_by_role("heading", name="Slow motion").wait_for()
+    page.locator(".st-key-slowmo-on").get_by_text("Step it slowly").click()   # off until a student turns it on
     page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
     assert "0 D updates and 0 G updates since the run's checkpoint at step 60 (now step 60)" in counter(page)
     show_section(page)

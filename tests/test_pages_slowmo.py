@@ -52,6 +52,12 @@ def click(at: AppTest, key: str) -> AppTest:
     return at
 
 
+def turn_on(at):
+    at.toggle(key="slowmo-on").set_value(True).run()
+    assert not at.exception
+    return at
+
+
 def files(path: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*")}
 
@@ -61,6 +67,8 @@ def test_step_buttons_say_what_happened_and_reset_copies_the_run_again(lab: RunR
     disk = files(run.store.path)
     at = show(run.id)
     assert "Slow motion" in [h.value for h in at.subheader]
+    assert not at.get("plotly_chart") and "slowmo" not in at.session_state, "off until turned on: nothing built"
+    at = turn_on(at)
     assert "0 D updates and 0 G updates since the run's checkpoint at step 20 (now step 20)" in texts(at)
     assert not figure(at).get("frames"), "a still figure before the first step"
     click(at, "slowmo-d")
@@ -82,19 +90,23 @@ def test_step_buttons_say_what_happened_and_reset_copies_the_run_again(lab: RunR
     assert files(run.store.path) == disk, "slow motion never writes into the run"
 
 
-def test_a_run_without_checkpoint_a_damaged_one_and_an_image_run(lab: RunRegistry) -> None:
+def test_a_run_without_checkpoint_starts_fresh(lab: RunRegistry) -> None:
     fresh = ring(lab, steps=None)
-    at = show(fresh.id)
+    at = turn_on(show(fresh.id))
     assert "no checkpoint yet" in texts(at) and "(now step 0)" in texts(at)
     assert "**G update 1**" in texts(click(at, "slowmo-g"))
 
+
+def test_a_damaged_checkpoint_is_refused_with_a_reason(lab: RunRegistry) -> None:
     damaged = ring(lab, steps=2)
     damaged.store.checkpoint_path().write_bytes(b"not a checkpoint")
-    at = show(damaged.id)
-    assert any("is damaged" in w.value for w in at.warning)
+    at = turn_on(show(damaged.id))
+    assert any("is damaged" in w.value for w in at.warning), ([w.value for w in at.warning], texts(at)[-400:])
     assert all(at.button(key=f"slowmo-{k}").disabled for k in ("d", "g", "both"))
     assert not at.get("plotly_chart")
 
+
+def test_an_image_run_has_no_slow_motion(lab: RunRegistry) -> None:
     digits = lab.create(get_preset("mnist-mlp").config(), "digits", start=False)
     at = show(digits.id)
     assert "Slow motion" not in [h.value for h in at.subheader]

@@ -2,8 +2,10 @@
 private copy of the run (ganlab.slowmo.Stepper), a sentence saying what the last update did, and a plotly figure
 that animates it (play button; the slider scrubs between the moments).
 
-One stepper per browser session, for the run shown (switching runs replaces it): a 2D stepper is about 1 MB, so
-a class of 40 holds about 40 MB. The run itself is never changed; Reset copies its newest checkpoint again.
+Off until a student turns it on (the "Step it slowly" toggle): a page load builds no stepper and sends no figure,
+so 40 students watching the Discriminator page cost the server nothing extra. One stepper per browser session
+that turned it on, for the run shown (switching runs replaces it, turning it off drops it): a 2D stepper is about
+1 MB. The run itself is never changed; Reset copies its newest checkpoint again.
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ def slowmo_section(run: Run) -> None:
     st.caption("Step a private copy of this run one update at a time: a D update moves the heatmap, a G update "
                "moves the fakes along their arrows. The run itself is not changed; Reset copies its newest "
                "checkpoint again.")
+    if not st.toggle("Step it slowly", key="slowmo-on", help="Copy this run's newest checkpoint and step the copy "
+                     "one update at a time. Off: nothing is copied or computed."):
+        st.session_state.pop(KEY, None)
+        return
     S = st.session_state.get(KEY)
     if S is None or S.get("run") != run.id:
         with st.spinner("Copying the run's newest checkpoint ..."):
