@@ -48,12 +48,12 @@ from .registry import RunRegistry
 from .runs import Run
 from .trainer import Trainer, resolve_device
 
-LOOPS = ("examples", "trainer", "eager", "bare", "engine")
+LOOPS = ("examples", "trainer", "eager", "bare", "nchw", "engine")
 TABLE_KEYS = ("ratio_mlp", "ratio_dcgan", "graph_speedup_mlp", "graph_speedup_dcgan", "graph_speedup_ring8",
               "dcgan_epoch_60k_s", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8",
               "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac", "watched_frac_mlp",
               "regen_p50_ms", "regen_p95_ms", "first_step_s", "ring8_8modes_s", "ring8_10k_s", "ensemble_speedup_8",
-              "ensemble_bound_8", "digits_s")
+              "ensemble_bound_8", "digits_s", "channels_last_dcgan")
 TABLE_KEYS_SHOWN = list(TABLE_KEYS)   # plus the browser keys when they were measured
 ENDLESS = 10_000_000        # steps for runs the benchmark stops itself (also keeps a linear lr decay ~flat)
 # (key, comparison, threshold): the CPU targets of the "Speed" issue; the table marks misses.
@@ -161,6 +161,11 @@ def compare(name: str, cfg: TrainConfig, reg: RunRegistry, plan: Plan, device: t
         eager = Trainer(cfg.replace(cuda_graph=False), data, device)
         loops["eager"] = lambda: trainer_step(eager)
     loops["bare"] = lambda: bare_step(trainer)
+    if not cfg.is_2d and device.type == "cpu":   # the trainer's conv nets in torch's default layout, for the gain
+        nchw = Trainer(cfg, data, device)
+        for net in (nchw.G, nchw.D):
+            net.to(memory_format=torch.contiguous_format)
+        loops["nchw"] = lambda: trainer_step(nchw)
     run = start_paused(reg, cfg.replace(steps=ENDLESS), f"bench-{name}")
     one_thread = trainer.is_2d and device.type == "cpu"   # as Run does for 2D nets on CPU: same setting both sides
     rates: dict[str, list[float]] = {k: [] for k in [*loops, "engine"]}
@@ -178,7 +183,8 @@ def compare(name: str, cfg: TrainConfig, reg: RunRegistry, plan: Plan, device: t
         for key, values in rates.items():
             out[f"{key}_{short}_img_s"] = round(statistics.median(values), 1)
         for label, a, b in (("ratio", "trainer", "examples"), ("engine_frac", "engine", "bare"),
-                            ("trainer_frac", "trainer", "bare"), ("graph_speedup", "trainer", "eager")):
+                            ("trainer_frac", "trainer", "bare"), ("graph_speedup", "trainer", "eager"),
+                            ("channels_last", "trainer", "nchw")):
             if a in rates and b in rates:
                 _ratio(out, f"{label}_{short}", [x / y for x, y in zip(rates[a], rates[b])])
         if short == "dcgan":

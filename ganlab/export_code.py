@@ -140,6 +140,8 @@ $d_layers
 _LOOP = '''\
 torch.manual_seed(SEED)                             # the initial weights come from torch's global RNG
 G, D = Generator().to(DEVICE), Discriminator().to(DEVICE)
+if DEVICE == "cpu":                                 # oneDNN's NHWC convolutions: 15-30% faster a step on a CPU  #?dcgan
+    G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)  #?dcgan
 gen = torch.Generator(DEVICE).manual_seed(SEED)     # every other random draw comes from gen, in the lab's order
 X = X.to(DEVICE)
 Y = Y.to(DEVICE)  #?cond

@@ -78,6 +78,9 @@ class Trainer:
             self.G, self.D = build_models(cfg, self.data.sample_shape, n_classes)
         self.G.to(self.device)
         self.D.to(self.device)
+        if self.device.type == "cpu":   # convolutions in oneDNN's NHWC kernels: a DCGAN step 15-30% faster on a
+            for net in (self.G, self.D):   # CPU (bench: ratio_channels_last); MLP weights are 2-d, left as they are
+                net.to(memory_format=torch.channels_last)
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
         self.opt_g = make_optimizer(cfg.g_opt, self.g_params, cfg.g_lr, (cfg.beta1, cfg.beta2), self.device)
