@@ -30,6 +30,7 @@ import torch
 
 from . import checks
 from .config import TrainConfig
+from .disk import cache_root
 from .lesson_book import Lesson, get_lesson
 
 Progress = Callable[[str], None]
@@ -219,7 +220,7 @@ def _cost(lesson: Lesson, seeds: list[int], steps: int | None) -> float:
 
 def timings_path() -> Path:
     """Seconds per seed of each lesson's last full check on this machine ($GANLAB_CACHE, as the classifiers)."""
-    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser() / "lesson_seconds.json"
+    return cache_root() / "lesson_seconds.json"
 
 
 def load_timings() -> dict[str, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import math
-import os
 import re
 import socket
 from functools import lru_cache
@@ -23,6 +22,7 @@ import torch
 from .config import TrainConfig
 from .data_specs import SPECS, DataSpec
 from .dataset import DataError, Dataset, existing_path, image_dataset, one_line
+from .disk import cache_root
 from .image_files import idx_files, load_folder, load_idx_dir
 
 TOY_POINTS = 20_000                 # fixed 2D sample size: plenty for batches of 256, cheap to plot
@@ -188,7 +188,7 @@ def _idx(cfg: TrainConfig, spec: DataSpec) -> Dataset:
 # --- torchvision downloads -----------------------------------------------------------------------------
 def cache_dir() -> Path:
     """Where torchvision downloads go: $GANLAB_CACHE/torchvision, default ~/.cache/ganlab/torchvision."""
-    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser() / "torchvision"
+    return cache_root() / "torchvision"
 
 
 def _torchvision(cfg: TrainConfig, spec: DataSpec) -> Dataset:

@@ -1,6 +1,7 @@
 """Keeping run directories' disk use bounded: how many snapshots and milestone checkpoints a run keeps (`thin`
 spaces old ones out log-wise), size limits from the environment (`budget_bytes`), sizes of files and folders,
-and `sweep_temp`, which clears the temp files and half-done deletes that a killed writer leaves behind.
+and `sweep_temp`, which clears the temp files and half-done deletes that a killed writer leaves behind; and
+`cache_root`, this machine's cache of things ganlab builds once (classifiers, downloads, lesson timings).
 
 Plain file-system code with no knowledge of RunStore; ganlab.store and ganlab.registry apply it.
 """
@@ -10,6 +11,12 @@ import os
 import shutil
 import time
 from pathlib import Path
+
+
+def cache_root() -> Path:
+    """$GANLAB_CACHE, default ~/.cache/ganlab."""
+    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser()
+
 
 MAX_SNAPSHOT_FILES = 240     # snapshots kept on disk per run: the newest half dense, older ones thinned 2:1
 MAX_MILESTONES = 8           # milestone checkpoints kept per run: older ones thinned 2:1 the same way

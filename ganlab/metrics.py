@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .disk import cache_root
+
 log = logging.getLogger(__name__)
 
 # --- 2D mode statistics ------------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ _CACHE_LOCK = threading.Lock()     # one lock for all kinds: training twice in p
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GANLAB_CACHE") or "~/.cache/ganlab").expanduser() / "classifiers"
+    return cache_root() / "classifiers"
 
 
 def classifier_split(kind: str = "mnist") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
