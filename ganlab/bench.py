@@ -11,14 +11,17 @@ ganlab.bench_loops, this module plans the rounds, reduces them, reports and regi
   eager     the same with `cuda_graph` off (CUDA only): graph_speedup_* = trainer / eager;
   bare      the trainer's nets, optimisers, in-memory batches and D objective (with R1 / gradient penalty),
             nothing else (no stats, lr, thread);
+  nchw      the trainer with its conv nets back in torch's default layout (CPU image presets only);
   engine    a real `Run` in its worker process (stats, snapshots, checkpoints as configured), paused between
             its windows and timed between step boundaries.
 ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine replays graphs and the bare
 loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate. Then: a Run's
 throughput while 3 threads draw it at 1 Hz as live pages do (watched_frac on ring8, the most GIL-bound run;
 watched_frac_mlp), latent regeneration latency while a DCGAN trains, the ring8 preset's first step, 8/8 modes,
-10,000 steps, ensemble_speedup_8 with its matmul roofline ensemble_bound_8 (ganlab.ensemble), digits_s, and
-with --lessons lessons_check_s. Progress: stderr; --json: last stdout line is JSON.
+10,000 steps, ensemble_speedup_8 with its matmul roofline ensemble_bound_8 (ganlab.ensemble), digits_s with
+mnist-dcgan's time to the same mark (digits_dcgan_s, digits_speedup), and with --lessons lessons_check_s.
+channels_last_dcgan = trainer / the same conv nets in torch's default NCHW layout (CPU).
+Progress: stderr; --json: last stdout line is JSON.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ TABLE_KEYS = ("ratio_mlp", "ratio_dcgan", "graph_speedup_mlp", "graph_speedup_dc
               "dcgan_epoch_60k_s", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8",
               "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac", "watched_frac_mlp",
               "regen_p50_ms", "regen_p95_ms", "first_step_s", "ring8_8modes_s", "ring8_10k_s", "ensemble_speedup_8",
-              "ensemble_bound_8", "digits_s", "channels_last_dcgan")
+              "ensemble_bound_8", "digits_s", "digits_dcgan_s", "digits_speedup", "channels_last_dcgan")
 TABLE_KEYS_SHOWN = list(TABLE_KEYS)   # plus the browser keys when they were measured
 ENDLESS = 10_000_000        # steps for runs the benchmark stops itself (also keeps a linear lr decay ~flat)
 # (key, comparison, threshold): the CPU targets of the "Speed" issue; the table marks misses.
@@ -293,6 +296,11 @@ def run_bench(plan: Plan, device_name: str = "auto") -> dict[str, Any]:
     if plan.digits_cap_s:
         out.update(time_to_digits(device=device.type, cap_s=plan.digits_cap_s))
         _log(f"digits: mean confidence >= 0.80 with 10 digits after {out['digits_s']} s (step {out['digits_step']})")
+        base = time_to_digits("mnist-dcgan", device=device.type, cap_s=plan.digits_cap_s)   # the baseline, same run
+        out["digits_dcgan_s"] = base["digits_s"]
+        if out["digits_s"] and base["digits_s"]:
+            out["digits_speedup"] = round(base["digits_s"] / out["digits_s"], 2)
+        _log(f"digits: mnist-dcgan after {base['digits_s']} s (step {base['digits_step']})")
     out["bench_s"] = round(time.perf_counter() - started, 1)
     out["targets_missed"] = [k for k, op, v in targets_for(out) if not _meets(out.get(k), op, v)]
     return out
