@@ -31,10 +31,12 @@ def captions(at: AppTest) -> str:
 
 def test_summary_line_names_the_spread():
     assert summary_line([8, 8, 7, 5], 8, True) == \
-        "Modes covered (of 8) per seed: 8, 8, 7, 5 — the same recipe, four outcomes."
+        "Modes covered (of 8) per seed: 8, 8, 7, 5 — the same recipe, three different outcomes (5 to 8 modes)."
     assert summary_line([8, None, 8], 8, False) == \
         "Modes covered (of 8) per seed so far: 8, ?, 8 — so far the seeds agree."
-    assert "every seed agrees" in summary_line([8, 8, 8, 8], 8, True)
+    assert summary_line([0, 0, 0, 0], 8, True) == \
+        "Modes covered (of 8) per seed: 0, 0, 0, 0 — every seed ended at 0 this time; " \
+        "another group of seeds may not agree."
     assert summary_line([None, None], None, False) == "Modes covered per seed appear with the first snapshots."
 
 

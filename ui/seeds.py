@@ -28,17 +28,19 @@ WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "e
 
 
 def summary_line(modes: list[int | None], n_modes: int | None, done: bool) -> str:
-    """'Modes covered per seed: 8, 8, 7, 5 — the same recipe, four outcomes.' ('?' for a seed not measured yet)."""
+    """'Modes covered per seed: 8, 8, 7, 5 — the same recipe, three different outcomes (5 to 8 modes).' ('?' for
+    a seed not measured yet)."""
     if not modes or all(m is None for m in modes):
         return "Modes covered per seed appear with the first snapshots."
     shown = ", ".join("?" if m is None else str(m) for m in modes)
     head = f"Modes covered{f' (of {n_modes})' if n_modes else ''} per seed{'' if done else ' so far'}: {shown}"
-    k = len(modes)
-    if len({m for m in modes if m is not None}) > 1:
-        return f"{head} — the same recipe, {WORDS.get(k, k)} outcomes."
+    seen = sorted({m for m in modes if m is not None})
+    if len(seen) > 1:
+        return f"{head} — the same recipe, {WORDS.get(len(seen), len(seen))} different outcomes " \
+               f"({seen[0]} to {seen[-1]} modes)."
     if not done:
         return f"{head} — so far the seeds agree."
-    return f"{head} — the same recipe, and {'every' if k > 2 else 'each'} seed agrees (this time)."
+    return f"{head} — every seed ended at {seen[0]} this time; another group of seeds may not agree."
 
 
 def live_owners(reg: RunRegistry) -> list[str | None]:
