@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data_specs import SPECS, DataSpec
+from .data_specs import SPECS, DataSpec, get_spec
 from .dataset import DataError, Dataset, existing_path, image_dataset, one_line
 from .disk import cache_root
 from .image_files import idx_files, load_folder, load_idx_dir
@@ -32,9 +32,10 @@ DOWNLOAD_TIMEOUT_S = 20.0           # per socket operation; without it a half-op
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
     """The dataset `cfg.dataset` (uses cfg.data_path, cfg.image_size and, for 2D toys, cfg.seed)."""
-    spec = SPECS.get(cfg.dataset)
-    if spec is None:
-        raise DataError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(SPECS)}")
+    try:
+        spec = get_spec(cfg.dataset)
+    except KeyError as e:
+        raise DataError(e.args[0]) from None
     return _LOADERS[spec.source](cfg, spec)
 
 
