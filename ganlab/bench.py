@@ -11,15 +11,16 @@ ganlab.bench_loops, this module plans the rounds, reduces them, reports and regi
   eager     the same with `cuda_graph` off (CUDA only): graph_speedup_* = trainer / eager;
   bare      the trainer's nets, optimisers, in-memory batches and D objective (with R1 / gradient penalty),
             nothing else (no stats, lr, thread);
-  nchw      the trainer with its conv nets back in torch's default layout (CPU image presets only);
+  nchw      the trainer with its conv nets back in torch's default layout (CPU, DCGAN only);
   engine    a real `Run` in its worker process (stats, snapshots, checkpoints as configured), paused between
             its windows and timed between step boundaries.
 ratio_* = trainer / examples; engine_frac_* = engine / bare (on CUDA the engine replays graphs and the bare
 loop is eager, so it can pass 1); dcgan_epoch_60k_s = 60,000 images at the trainer's DCGAN rate. Then: a Run's
 throughput while 3 threads draw it at 1 Hz as live pages do (watched_frac on ring8, the most GIL-bound run;
 watched_frac_mlp), latent regeneration latency while a DCGAN trains, the ring8 preset's first step, 8/8 modes,
-10,000 steps, ensemble_speedup_8 with its matmul roofline ensemble_bound_8 (ganlab.ensemble), digits_s with
-mnist-dcgan's time to the same mark (digits_dcgan_s, digits_speedup), and with --lessons lessons_check_s.
+10,000 steps, ensemble_speedup_8 with its matmul rooflines ensemble_bound_8 (FLOPs) and ensemble_matmul_bound_8
+(time; ganlab.ensemble), digits_s with mnist-dcgan's time to the same mark (digits_dcgan_s, digits_speedup), and
+with --lessons lessons_check_s.
 channels_last_dcgan = trainer / the same conv nets in torch's default NCHW layout (CPU).
 Progress: stderr; --json: last stdout line is JSON.
 """
@@ -56,7 +57,8 @@ TABLE_KEYS = ("ratio_mlp", "ratio_dcgan", "graph_speedup_mlp", "graph_speedup_dc
               "dcgan_epoch_60k_s", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8",
               "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac", "watched_frac_mlp",
               "regen_p50_ms", "regen_p95_ms", "first_step_s", "ring8_8modes_s", "ring8_10k_s", "ensemble_speedup_8",
-              "ensemble_bound_8", "digits_s", "digits_dcgan_s", "digits_speedup", "channels_last_dcgan")
+              "ensemble_bound_8", "ensemble_matmul_bound_8", "digits_s", "digits_dcgan_s", "digits_speedup",
+              "channels_last_dcgan")
 TABLE_KEYS_SHOWN = list(TABLE_KEYS)   # plus the browser keys when they were measured
 ENDLESS = 10_000_000        # steps for runs the benchmark stops itself (also keeps a linear lr decay ~flat)
 # (key, comparison, threshold): the CPU targets of the "Speed" issue; the table marks misses.
@@ -164,7 +166,7 @@ def compare(name: str, cfg: TrainConfig, reg: RunRegistry, plan: Plan, device: t
         eager = Trainer(cfg.replace(cuda_graph=False), data, device)
         loops["eager"] = lambda: trainer_step(eager)
     loops["bare"] = lambda: bare_step(trainer)
-    if not cfg.is_2d and device.type == "cpu":   # the trainer's conv nets in torch's default layout, for the gain
+    if cfg.model == "dcgan" and device.type == "cpu":   # the trainer's conv nets in torch's default layout
         nchw = Trainer(cfg, data, device)
         for net in (nchw.G, nchw.D):
             net.to(memory_format=torch.contiguous_format)

@@ -323,6 +323,21 @@ def _matmul_flops_per_step(trainer: Trainer, steps: int = 5) -> float:
     return sum(e.flops for e in prof.key_averages()) / steps
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def _matmul_seconds_per_step(trainer: Any, steps: int = 20) -> float:
+    """Seconds one step of `trainer` (solo or ensemble) spends inside matmul ops on the CPU (the profiler's self
+    time of MATMUL_OPS), averaged over `steps`."""
+    from torch.profiler import profile
+    with profile():   # untimed: a process's first profile is slow to start (ring8 x 8: 60 ms a step, then 14)
+        trainer.train_step()
+    with profile() as prof:
+        for _ in range(steps):
+            trainer.train_step()
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS) / 1e6 / steps
+
+
 def _bmm_peak(k: int, batch: int, width: int, device: torch.device, calls: int = 50) -> float:
     """FLOP/s of a [k, batch, width] x [k, width, width] batched matmul, the ensemble's largest layer."""
     a = torch.randn(k, batch, width, device=device)
@@ -346,7 +361,9 @@ def measure_speedup(k: int = 8, preset: str = "ring8", window_s: float = 1.0, ro
 
     `ensemble_bound_{k}` is the matmul roofline: the speedup an ensemble would reach if its step cost only the
     k members' matmul FLOPs at this machine's batched-matmul rate (`ensemble_gflops`). A solo step that is
-    mostly matmul arithmetic already (ring8's batch 512 on one CPU core) leaves little to batch away."""
+    mostly matmul arithmetic already (ring8's batch 512 on one CPU core) leaves little to batch away.
+    `ensemble_matmul_bound_{k}` (CPU) is the same bound from time instead of FLOPs: a solo step over the time the
+    ensemble's own matmuls take per member (profiled), i.e. the speedup if everything else in its step were free."""
     dev = resolve_device(device)
     cfg = get_preset(preset).config(device=dev.type).replace(steps=10_000_000)   # a flat lr, as bench's runs
     seeds = list(range(k))
@@ -381,6 +398,7 @@ def measure_speedup(k: int = 8, preset: str = "ring8", window_s: float = 1.0, ro
         flops = _matmul_flops_per_step(solos[0])
         width = max((*cfg.g_layers, *cfg.d_layers))
         peak = _bmm_peak(k, cfg.batch_size, width, dev)
+        ens_matmul_s = _matmul_seconds_per_step(ens) if dev.type == "cpu" else 0.0   # CPU time is kernel time
     finally:
         torch.set_num_threads(prev)
     key = f"ensemble_speedup_{k}"
@@ -389,6 +407,7 @@ def measure_speedup(k: int = 8, preset: str = "ring8", window_s: float = 1.0, ro
             f"ensemble_{k}_steps_s": round(statistics.median(ens_rates), 1),
             f"solo_{k}_steps_s": round(statistics.median(solo_rates), 1),
             f"ensemble_bound_{k}": round(solo_step_s * peak / flops, 2) if flops else None,
+            f"ensemble_matmul_bound_{k}": round(solo_step_s * k / ens_matmul_s, 2) if ens_matmul_s else None,
             "ensemble_gflops": round(peak / 1e9, 1), "solo_step_mflop": round(flops / 1e6, 1)}
 
 

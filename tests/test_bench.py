@@ -23,10 +23,10 @@ from ganlab.data import load_dataset
 from ganlab.trainer import Trainer
 
 RATIOS = ("ratio_mlp", "ratio_dcgan", "engine_frac_mlp", "engine_frac_dcgan", "engine_frac_ring8", "watched_frac",
-          "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8")
+          "watched_frac_mlp", "trainer_frac_mlp", "trainer_frac_dcgan", "trainer_frac_ring8", "channels_last_dcgan")
 SECONDS = ("regen_p50_ms", "regen_p95_ms", "ring8_10k_s", "first_step_s")
 RATES = tuple(f"{loop}_{p}_img_s" for p in ("mlp", "dcgan") for loop in ("examples", "trainer", "bare", "engine")) + \
-    tuple(f"{loop}_ring8_img_s" for loop in ("trainer", "bare", "engine"))
+    tuple(f"{loop}_ring8_img_s" for loop in ("trainer", "bare", "engine")) + ("nchw_dcgan_img_s",)
 
 
 def _positive(out: dict, key: str) -> None:
@@ -44,7 +44,7 @@ def test_quick_bench_json_has_every_measure(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["device"] == "cpu" and out["quick"] is True
-    for key in RATIOS + SECONDS + RATES + ("ensemble_speedup_8", "ensemble_bound_8"):
+    for key in RATIOS + SECONDS + RATES + ("ensemble_speedup_8", "ensemble_bound_8", "ensemble_matmul_bound_8"):
         _positive(out, key)
     # 8/8 modes may take longer than the quick window on a slow machine: then it is null, never a fake number
     assert out["ring8_8modes_s"] is None or (math.isfinite(out["ring8_8modes_s"]) and out["ring8_8modes_s"] > 0)
