@@ -79,7 +79,7 @@ class Trainer:
         self.G.to(self.device)
         self.D.to(self.device)
         if self.device.type == "cpu":   # convolutions in oneDNN's NHWC kernels: a DCGAN step 15-30% faster on a
-            for net in (self.G, self.D):   # CPU (bench: ratio_channels_last); MLP weights are 2-d, left as they are
+            for net in (self.G, self.D):   # CPU (bench: channels_last_dcgan); MLP weights are 2-d, left as they are
                 net.to(memory_format=torch.channels_last)
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
