@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from apptest_util import open_page
-from engine_util import tiny
+from engine_util import tiny, wait_for
 
 from ganlab import owners
 from ganlab.owners import NotAllowed, Who
@@ -59,6 +59,11 @@ def test_the_instructor_unlocks_every_run_and_a_wrong_passphrase_does_not(owned_
     at = _train_page(run, "c" * 32, monkeypatch)
     at.text_input(key="_instructor_pass").input("wrong").run()
     assert all(_buttons(at).values()) and any("not the instructor" in e.value for e in at.error)
+    # the right passphrase at once is refused unseen: a wrong guess makes the next one wait (1 s after one)
+    at.text_input(key="_instructor_pass").input(PASS).run()
+    assert all(_buttons(at).values()) and any("try again in" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    wait_for(lambda: owners.GUESSES.wait_s([f"session:{'c' * 32}"]) == 0, "the wait after one wrong guess", 5)
     at.text_input(key="_instructor_pass").input(PASS).run()
     assert not any(_buttons(at).values()), _buttons(at)
     assert any("every run is unlocked" in c.value for c in at.caption)
@@ -84,3 +89,43 @@ def test_rules_and_the_per_person_cap(monkeypatch):
     owners.check_quota([teacher.owner_id] * 10, teacher)
     assert owners.passphrase_ok("x", None) and owners.passphrase_ok(PASS, PASS) and not owners.passphrase_ok("", PASS)
     assert alice.token not in alice.owner_id, "status.json stores a hash, never the token"
+
+
+def test_the_unlock_token_is_bound_signed_and_expires(tmp_path):
+    secret = owners.server_secret(tmp_path)
+    assert owners.server_secret(tmp_path) == secret and len(secret) == 32   # every server reads the same one
+    assert (tmp_path / owners.SECRET_FILE).stat().st_mode & 0o077 == 0
+    token = owners.unlock_token(secret, "a" * 32, PASS, now=1000.0, ttl=60)
+    assert PASS not in token
+    assert owners.unlock_token_ok(secret, "a" * 32, PASS, token, now=1059.0)
+    assert not owners.unlock_token_ok(secret, "a" * 32, PASS, token, now=1061.0)          # expired
+    assert not owners.unlock_token_ok(secret, "b" * 32, PASS, token, now=1000.0)          # another browser
+    assert not owners.unlock_token_ok(secret, "a" * 32, "a new passphrase", token, now=1000.0)
+    assert not owners.unlock_token_ok(b"x" * 32, "a" * 32, PASS, token, now=1000.0)       # another secret
+    expires, sig = token.split(".")
+    for forged in (f"{int(expires) + 10**6}.{sig}", f"{expires}.{'0' * 64}", "", "1.2.3", "\ud800.x", None, 7,
+                   f"{'9' * 40}.{sig}"):
+        assert not owners.unlock_token_ok(secret, "a" * 32, PASS, forged, now=1000.0), forged
+
+
+def test_wrong_guesses_wait_longer_and_longer():
+    g = owners.Guesses()
+    keys = ["session:x", "address:10.0.0.7"]
+    assert g.wait_s(keys, now=0.0) == 0
+    waits = []
+    for i in range(8):
+        g.failed(keys, now=float(i * 1000))
+        waits.append(g.wait_s(keys, now=float(i * 1000)))
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128]
+    # a new tab is a new session on the same address: still waits
+    assert g.wait_s(["session:new tab", "address:10.0.0.7"], now=7000.0) == 128
+    for _ in range(30):
+        g.failed(keys, now=7000.0)
+    assert g.wait_s(keys, now=7000.0) == owners.GUESS_DELAY_MAX_S   # 100 guesses: hours, not 26 s
+    g.succeeded(keys)
+    assert g.wait_s(keys, now=7000.0) == 0
+
+
+def test_a_lone_surrogate_passphrase_is_a_wrong_guess():
+    assert not owners.passphrase_ok("\ud800", PASS)
+    assert not owners.passphrase_ok(None, PASS)

@@ -70,8 +70,14 @@ def setup(entry: bool = False) -> RunRegistry:
         _navigation_first()
     st.set_page_config(layout="wide", page_icon=_icon())
     session.me()
-    session.remember()
-    session.instructor_box()
+    # app.py's call draws the session's sidebar pieces; the page's own call in the same script run must not draw
+    # them again (two widgets with one key: every page raised StreamlitDuplicateElementKey with a passphrase set).
+    # A page file run on its own (a fresh server's deep link before the hand-over, AppTest) draws them itself.
+    if entry or not st.session_state.pop(_ENTRY_DREW, False):
+        session.remember()
+        session.instructor_box()
+    if entry:
+        st.session_state[_ENTRY_DREW] = True
     try:
         return registry()
     except (ValueError, RuntimeError) as e:   # GANLAB_EXECUTOR misspelt, Ray missing or unreachable
@@ -91,6 +97,7 @@ def _navigation_first() -> None:
 
 
 _HANDED: list[bool] = []
+_ENTRY_DREW = "_entry_drew_session_box"   # set by app.py's setup, taken by the page's setup in the same run
 
 
 _FROZEN = []
