@@ -151,6 +151,7 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     """
     reg = reg or registry()
     runs = {r.id: r for r in reg.list()}
+    labels = {i: run_label(r) for i, r in runs.items()}   # read once: what the page draws is what is watched
     url = st.query_params.get(URL_KEY)
     if url and url != st.session_state.get("_run_url") and url in runs:
         st.session_state[RUN_KEY] = url
@@ -163,8 +164,9 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
             st.caption("No runs yet: start one from **Home** or **Train**.")
         else:
             st.session_state["_run_picker"] = current   # keep the widget in step with run_id
-            st.selectbox("Run", list(runs), key="_run_picker", format_func=lambda i: run_label(runs[i]),
+            st.selectbox("Run", list(runs), key="_run_picker", format_func=lambda i: labels.get(i, i),
                          on_change=_picked, help="The run every page shows. The URL keeps it: share the link.")
+        watch_states(reg, _signature(labels, runs.get(current)))
     if current is None:
         if URL_KEY in st.query_params:
             del st.query_params[URL_KEY]
@@ -172,6 +174,31 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
         st.query_params[URL_KEY] = current
     st.session_state["_run_url"] = current
     return runs.get(current)
+
+
+STATE_POLL_S = 1.5   # a badge, a picker label or a button's enabled state lags status.json by at most this
+
+
+def _signature(labels: dict[str, str], selected: Run | None) -> tuple:
+    """What the page's parts outside its live fragments were drawn from: every run's picker label (name, state),
+    and whether the selected run has a worker (the Start and Stop buttons follow it)."""
+    return tuple(labels.items()), None if selected is None else (selected.id, selected.alive)
+
+
+def watch_states(reg: RunRegistry, drawn: tuple, current: Callable[[], tuple] | None = None) -> None:
+    """A quiet fragment that redraws the whole page once what it was drawn from changed: a run was queued and now
+    trains, was paused or finished by someone else, renamed, created or deleted. Nothing is drawn; the check is
+    a status read per run (cached, at most every 0.1 s), every STATE_POLL_S."""
+    def changed() -> tuple:
+        runs = {r.id: r for r in reg.list()}
+        return _signature({i: run_label(r) for i, r in runs.items()}, runs.get(st.session_state.get(RUN_KEY)))
+
+    def body() -> None:
+        if (current or changed)() != drawn:
+            st.rerun()
+
+    with st.container(key="state-watch"):
+        st.fragment(body, run_every=STATE_POLL_S)()
 
 
 def _picked() -> None:
