@@ -59,7 +59,7 @@ view = run.view(with_snapshots=False)
 head, badge = st.columns([6, 1], vertical_alignment="center")
 head.title(view.name)
 with badge:
-    state_badge(view)
+    state_badge(view, key="run-badge")
 cfg = view.cfg
 st.caption(f"{cfg.dataset} · {cfg.model} · loss {cfg.loss} · batch {cfg.batch_size} · noise dim {cfg.noise_dim}"
            + (f" · from {parent_text(view.parent)}" if view.parent else ""))

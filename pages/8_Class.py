@@ -12,10 +12,10 @@ from ganlab.lesson_book import LESSONS
 from ganlab.store import default_runs_dir
 from ui import session
 from ui.classroom import page_file
-from ui.common import STATE_STYLE, setup
+from ui.common import STATE_STYLE, setup, wait_until
 
 TILES_EVERY = 2.0     # seconds between refreshes of the tiles
-COLUMNS = 4
+COLUMNS = 3           # at 4 a row, a tile's three buttons were cut to "Pa..."
 reg = setup()
 st.title("Class")
 who = session.me()
@@ -25,10 +25,12 @@ if not who.instructor:
 runs_dir = default_runs_dir()
 
 
-def _push(kind: str, page: str, params: dict[str, str], text: str) -> None:
+def _push(kind: str, page: str, params: dict[str, str], text: str, from_tile: bool = False) -> None:
     try:
         broadcast.push(runs_dir, kind, page, params, text)
         st.session_state["_class_msg"] = ("success", "Sent: every open page shows it within a few seconds.")
+        # a tile's Pin reruns only the tiles' fragment, and "Showing on every page now" is above it
+        st.session_state["_class_redraw"] = from_tile
     except (OSError, ValueError) as e:
         st.session_state["_class_msg"] = ("error", f"Not sent: {e}")
 
@@ -48,6 +50,8 @@ def _command(run_id: str, action: str) -> None:
     run = reg.get(run_id)
     try:
         getattr(run, action)()
+        wait_until(run, lambda v: v.state != {"pause": "running", "resume": "paused"}.get(action, "")
+                   and (action != "stop" or not run.alive), timeout=10.0 if action == "stop" else 3.0)
     except (RuntimeError, ValueError, OSError) as e:
         st.session_state["_class_msg"] = ("error", f"{action} failed for {run.name}: {e}")
 
@@ -90,6 +94,8 @@ def picture(run_id: str, step: int) -> bytes | None:
 
 @st.fragment(run_every=TILES_EVERY)
 def tiles() -> None:
+    if st.session_state.pop("_class_redraw", False):
+        st.rerun()
     t0 = time.perf_counter()
     shown = classview.recent(reg.list())
     made = [classview.tile(r) for r in shown]
@@ -114,13 +120,13 @@ def tiles() -> None:
                     (st.error if t.severity == "error" else st.warning)(t.diagnosis)
                 b1, b2, b3 = st.columns(3)
                 b1.button("Pin", key=f"pin-{t.id}", help="Show this run to the class", on_click=_push,
-                          args=("pin", "Train", {"run": t.id}, f"Watch {t.name}"))
+                          args=("pin", "Train", {"run": t.id}, f"Watch {t.name}", True), width="stretch")
                 live = t.state in ("running", "queued")
                 b2.button("Pause" if live or t.state != "paused" else "Resume", key=f"pause-{t.id}",
                           disabled=t.state not in ("running", "queued", "paused"), on_click=_command,
-                          args=(t.id, "pause" if t.state != "paused" else "resume"))
+                          args=(t.id, "pause" if t.state != "paused" else "resume"), width="stretch")
                 b3.button("Stop", key=f"stop-{t.id}", disabled=t.state not in ("running", "queued", "paused"),
-                          on_click=_command, args=(t.id, "stop"))
+                          on_click=_command, args=(t.id, "stop"), width="stretch")
     summary.container(key="class-updated").caption(
         f"{len(made)} runs shown · updated {time.strftime('%H:%M:%S')} in {time.perf_counter() - t0:.2f} s · "
         f"every {TILES_EVERY:g} s")
