@@ -222,11 +222,16 @@ def snapshot_slider(view: RunView, key: str, playing: bool = False) -> int:
     st.select_slider("Snapshot", options=range(n), key=key, format_func=lambda i: f"step {steps[i]:,}",
                      on_change=_slid, args=(key,))
     st.session_state[f"{key}.follow"] = idx == n - 1 and not playing
+    if st.session_state.pop(f"{key}.moved", False) and not playing:
+        # a person moved the slider: the slider lives in a fragment, so only the fragment reran; what the page
+        # draws outside it from the chosen snapshot (download names, Copy link's step) must follow too
+        st.rerun()
     return idx
 
 
 def _slid(key: str) -> None:
     st.session_state[f"{key}.follow"] = st.session_state[key] == st.session_state.get(f"{key}.n", 0) - 1
+    st.session_state[f"{key}.moved"] = True
 
 
 # --- data for the pages -----------------------------------------------------------------------------------
