@@ -17,6 +17,7 @@ from ganlab.lineage import (
     create_from_upload,
     lineage,
     lineage_text,
+    parent_text,
     runs_table,
 )
 from ganlab.store import StoreError, slug
@@ -176,7 +177,9 @@ if run is not None:
                    "same weights, optimiser state and noise, so the branch and this run differ only by what "
                    "you change here.")
         if not ckpts:
-            st.info("This run has no checkpoint yet.")
+            st.info("This run has no checkpoint of its own yet" + (
+                f": it continues from {parent_text(view.parent)} and keeps its first checkpoint once it has "
+                "trained a while." if view.parent else ": its worker keeps one as it trains."))
         else:
             key = f"branch.{run.id}"
             if st.session_state.get(f"{key}.step") not in ckpts:

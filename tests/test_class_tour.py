@@ -1,0 +1,29 @@
+"""Defects an instructor's tour found in what pages say about a run, each with the test that failed before."""
+from __future__ import annotations
+
+from apptest_util import open_page
+from engine_util import tiny, wait_for
+
+from ganlab import control
+
+
+def test_a_queued_branch_reads_its_start_step(lab):
+    """The Runs page showed 'queued · step 0' beside 'continues from step 100' while a branch waited for a slot."""
+    parent = lab.create(tiny(steps=120, checkpoint_every=50), "parent")
+    parent.join(60)
+    wait_for(lambda: parent.state == "finished", "the parent run")
+    held = []
+    while (slot := control.acquire_slot(lab.runs_dir, lab.max_active, "held by the test")) is not None:
+        held.append(slot[0])
+    try:
+        child = lab.branch(parent, 100, steps=300)
+        wait_for(lambda: child.state == "queued", lambda: f"the branch to queue ({child.state})")
+        assert child.step == 100 and child.summary().step == 100
+        at = open_page("pages/7_Runs.py", child.id).run()
+        assert not at.exception, [e.value for e in at.exception]
+        caption = " ".join(c.value for c in at.caption)
+        assert "step 100/300" in caption and "step 0/" not in caption, caption
+        assert any("continues from parent" in i.value for i in at.info), [i.value for i in at.info]
+    finally:
+        for fd in held:
+            control.release(fd)
