@@ -143,6 +143,8 @@ def test_buttons_change_the_run_state(lab: RunRegistry) -> None:
     rows = len(run.view().history["step"])
     at.button(key="train-d").click().run()
     assert len(run.view().history["step"]) == rows + 1 and run.view().step == before.step + 1   # D only
+    said = [s.value for s in at.success]   # a lone D step leaves the counter: the page says what it did
+    assert any(t.startswith("One D update done: D's loss") and "counts G updates" in t for t in said), said
     at.button(key="train-g").click().run()
     assert run.view().step == before.step + 2
 

@@ -43,7 +43,8 @@ def _command(run_id: str, action: str) -> None:
             wait_until(run, lambda v: not run.alive, timeout=10.0)   # the worker saves a checkpoint, then exits
         elif action in ("d", "g", "both"):
             run.request_step(action)
-            wait_until(run, lambda v: last(v) != last(before) or v.state == "failed", timeout=10.0)
+            after = wait_until(run, lambda v: last(v) != last(before) or v.state == "failed", timeout=10.0)
+            st.session_state["_flash_ok"] = step_feedback(action, before, after)
     except (RuntimeError, ValueError, OSError) as e:
         st.session_state["_flash"] = f"{action} failed: {e}"
 
@@ -74,6 +75,26 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
     flash = st.session_state.pop("_flash", None)
     if flash:
         st.error(flash)
+    done_text = st.session_state.pop("_flash_ok", None)
+    if done_text and not flash:
+        st.success(done_text, icon=":material/skip_next:")
+
+
+def step_feedback(action: str, before: RunView, after: RunView) -> str:
+    """What one Step button did, in words: a lone D update leaves the step counter (it counts G updates) where it
+    was, so without this line nothing on the page said it happened."""
+    what = {"d": "One D update", "g": "One G update", "both": f"{after.cfg.d_steps} D update(s) then one G update"}
+    rows = lambda v: len(v.history.get("time", ()))  # noqa: E731
+    if rows(after) == rows(before) and after.step == before.step:
+        return f"{what[action]} asked for: the run has not shown it yet (it may be finishing the update it was in)."
+    losses = []
+    for name, label in (("loss_d", "D's loss"), ("loss_g", "G's loss")):
+        b, a = before.history.get(name), after.history.get(name)
+        if b is not None and a is not None and len(b) and len(a):
+            losses.append(f"{label} {float(b[-1]):.3f} → {float(a[-1]):.3f}")
+    counter = (f"step {after.step:,} (the step counts G updates, so a D update leaves it)" if action == "d"
+               else f"step {before.step:,} → {after.step:,}")
+    return f"{what[action]} done: " + ", ".join([*losses, counter]) + "."
 
 
 def _apply_live(run_id: str, names: tuple[str, ...]) -> None:
