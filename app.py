@@ -10,8 +10,9 @@ import streamlit as st
 
 from ganlab.config import PRESETS
 from ganlab.data import dataset_available
+from ganlab.lesson_book import LESSONS
 from ui import classroom
-from ui.common import run_label, run_picker, setup, start_run, state_badge
+from ui.common import is_mine, run_label, run_picker, setup, start_run, state_badge
 
 TITLES = {"Train": "Train", "Samples": "Samples", "Latent": "Latent explorer", "Discriminator": "Discriminator",
           "Learn": "Learn", "Compare": "Compare", "Runs": "Runs", "Class": "Class (instructor)",
@@ -21,6 +22,7 @@ ICONS = {"Train": ":material/model_training:", "Samples": ":material/grid_view:"
          "Runs": ":material/folder_open:", "Class": ":material/groups:", "Be_D": ":material/psychology:",
          "Seeds": ":material/casino:"}
 TRAIN_PAGE = "pages/1_Train.py"
+LEARN_PAGE = "pages/5_Learn.py"
 
 
 def home() -> None:
@@ -33,6 +35,11 @@ def home() -> None:
         "Here you start a run, watch the losses, D's scores and the samples change live, pause it and step "
         "one update at a time, and explore what G learned. Everyone on this server sees the same runs, so "
         "a class can watch one run together or compare their own.")
+    first = LESSONS[0]
+    st.info(f"New to GANs? Start with the first lesson, **{first.title}**: the math, one click to train it, and "
+            "what to watch.", icon=":material/school:")
+    st.page_link(LEARN_PAGE, label=f"Open the first lesson: {first.title}", icon=":material/arrow_forward:",
+                 query_params={"lesson": first.id})
     st.subheader("Quick start")
     groups = {"2D toy data (seconds on a laptop)": [], "Images": []}
     for preset in PRESETS.values():
@@ -60,7 +67,7 @@ def home() -> None:
     for run in runs[:20]:
         view = run.summary()
         c1, c2, c3, c4 = st.columns([4, 2, 3, 2], vertical_alignment="center")
-        c1.write(f"**{run.name}**  \n`{run.id}`")
+        c1.write(f"**{run.name}**{' · yours' if is_mine(run) else ''}  \n`{run.id}`")
         with c2:
             state_badge(view)
         c3.caption(f"{view.cfg.dataset} · {view.cfg.loss} · step {view.step:,}/{view.cfg.steps:,}")

@@ -27,3 +27,30 @@ def test_a_queued_branch_reads_its_start_step(lab):
     finally:
         for fd in held:
             control.release(fd)
+
+
+def test_home_points_to_the_first_lesson_and_lists_say_which_runs_are_mine(lab, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ganlab.lesson_book import LESSONS
+    from ganlab.owners import owner_id
+
+    monkeypatch.delenv("GANLAB_INSTRUCTOR_PASSPHRASE", raising=False)
+    lab.create(tiny(), "my run", start=False, owner=owner_id("7" * 32))
+    lab.create(tiny(), "their run", start=False, owner=owner_id("8" * 32))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.session_state["_owner"] = "7" * 32
+    at.session_state["_owner_cookie"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(LESSONS[0].title in i.value and "first lesson" in i.value for i in at.info)
+    links = [el.proto for el in at.get("page_link")]
+    assert any(p.page.endswith("5_Learn.py") or "Learn" in p.page for p in links), links
+    picker = at.selectbox(key="_run_picker")
+    options = picker.options
+    assert any("my run" in o and o.endswith("· yours") for o in options), options
+    assert any("their run" in o and "yours" not in o for o in options), options
+    home = " ".join(m.value for m in at.markdown)
+    assert "**my run** · yours" in home and "**their run** · yours" not in home

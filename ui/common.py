@@ -151,7 +151,7 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     """
     reg = reg or registry()
     runs = {r.id: r for r in reg.list()}
-    labels = {i: run_label(r) for i, r in runs.items()}   # read once: what the page draws is what is watched
+    labels = _labels(runs)   # read once: what the page draws is what is watched
     url = st.query_params.get(URL_KEY)
     if url and url != st.session_state.get("_run_url") and url in runs:
         st.session_state[RUN_KEY] = url
@@ -179,6 +179,16 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
 STATE_POLL_S = 1.0   # a badge, a picker label or a button's enabled state lags status.json by at most this
 
 
+def is_mine(run: Run | RunView) -> bool:
+    """This browser started the run (the instructor's unlock does not make others' runs theirs)."""
+    owner = getattr(run, "owner", None)
+    return isinstance(owner, str) and owner == session.me().owner_id
+
+
+def _labels(runs: dict[str, Run]) -> dict[str, str]:
+    return {i: run_label(r) + (" · yours" if is_mine(r) else "") for i, r in runs.items()}
+
+
 def _signature(labels: dict[str, str], selected: Run | None) -> tuple:
     """What the page's parts outside its live fragments were drawn from: every run's picker label (name, state),
     and whether the selected run has a worker (the Start and Stop buttons follow it)."""
@@ -191,7 +201,7 @@ def watch_states(reg: RunRegistry, drawn: tuple, current: Callable[[], tuple] | 
     a status read per run (cached, at most every 0.1 s), every STATE_POLL_S."""
     def changed() -> tuple:
         runs = {r.id: r for r in reg.list()}
-        return _signature({i: run_label(r) for i, r in runs.items()}, runs.get(st.session_state.get(RUN_KEY)))
+        return _signature(_labels(runs), runs.get(st.session_state.get(RUN_KEY)))
 
     def body() -> None:
         if (current or changed)() != drawn:
