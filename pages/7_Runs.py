@@ -54,6 +54,12 @@ def _rename(run_id: str) -> None:
 
 
 def _ask_delete(run_id: str | None) -> None:
+    if run_id is not None:
+        try:   # refused before the confirmation: asking "Delete?" of a run one may not delete misleads
+            _allowed(run_id, "delete")
+        except owners.NotAllowed as e:
+            _flash("error", f"Delete refused: {e}")
+            return
     st.session_state[CONFIRM] = run_id   # the confirmation step; None cancels it
 
 
@@ -148,24 +154,28 @@ if run is not None:
     st.caption(f"`{run.id}` · {cfg.dataset} · {cfg.model} · loss {cfg.loss} · step {view.step:,}/{cfg.steps:,}"
                + (f" · lineage: {lineage_text(chain)}" if chain else ""))
     ckpts = run.store.checkpoint_steps()
+    mine = owners.may_command(run.owner, session.me())
     manage, branch, exports = st.tabs(["Manage", "Rewind and branch", "Export"])
     with manage:
         c1, c2 = st.columns(2)
         with c1:
             st.text_input("Name", value=view.name, key=f"runs.name.{run.id}")
-            st.button("Rename", on_click=_rename, args=(run.id,), key="runs-rename")
+            st.button("Rename", on_click=_rename, args=(run.id,), key="runs-rename", disabled=not mine)
         with c2:
             if view.state in RESUMABLE:
                 st.button("Resume from the last checkpoint", on_click=_resume, args=(run.id,), type="primary",
-                          disabled=run.alive or not ckpts, icon=":material/resume:", key="runs-resume")
+                          disabled=run.alive or not ckpts or not mine, icon=":material/resume:", key="runs-resume")
             if ckpts:
                 step = st.selectbox("Checkpoint", ckpts[::-1], format_func=lambda s: f"step {s:,}", key="runs.ckpt")
                 st.download_button("Download checkpoint", data=lambda: checkpoint_bytes(run, step),
                                    file_name=f"{slug(view.name)}-step{step}.pt", on_click="ignore",
                                    mime="application/octet-stream", icon=":material/download:", key="runs-ckpt-dl")
         if st.session_state.get(CONFIRM) != run.id:
-            st.button("Delete run", icon=":material/delete:", key="runs-delete",
+            st.button("Delete run", icon=":material/delete:", key="runs-delete", disabled=not mine,
                       on_click=_ask_delete, args=(run.id,))
+            if not mine:
+                st.caption("Someone else started this run: its owner or the instructor may rename, resume or "
+                           "delete it; you can branch it and download it.")
         else:
             st.warning(f"Delete **{view.name}** and all its files (checkpoints, snapshots, metrics)? "
                        "This cannot be undone.")

@@ -54,3 +54,21 @@ def test_home_points_to_the_first_lesson_and_lists_say_which_runs_are_mine(lab, 
     assert any("their run" in o and "yours" not in o for o in options), options
     home = " ".join(m.value for m in at.markdown)
     assert "**my run** · yours" in home and "**their run** · yours" not in home
+
+
+def test_another_students_run_is_refused_before_any_confirmation(lab, monkeypatch):
+    """Delete on another student's run asked 'Delete ...? This cannot be undone.' and refused only after Yes."""
+    from ganlab.owners import owner_id
+
+    monkeypatch.setenv("GANLAB_INSTRUCTOR_PASSPHRASE", "pw")
+    run = lab.create(tiny(), "alice's run", start=False, owner=owner_id("a" * 32))
+    at = open_page("pages/7_Runs.py", run.id)
+    at.session_state["_owner"] = "b" * 32
+    at.session_state["_owner_cookie"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    for key in ("runs-delete", "runs-rename"):
+        assert at.button(key=key).disabled, key
+    assert any("Someone else started this run" in c.value for c in at.caption)
+    assert not any(w.value.startswith("Delete **") for w in at.warning), "no confirmation for a refused delete"
+    assert run.store.path.exists()
