@@ -135,8 +135,7 @@ class Run:
     def step(self) -> int:
         self._sync()
         last = self._last_row()
-        # a branch or an uploaded checkpoint starts at its parent's step, also before its worker wrote a row
-        # (the Runs page read "step 0" beside "continues from step 2,000" while the branch waited for a slot)
+        # a branch (or an uploaded checkpoint's run) starts at its parent's step, also before its first row
         start = _int(self.parent.get("step")) if self.parent else 0
         return max(_int(self._status.get("step")), _int(last.get("step") if last else None), start)
 
