@@ -5,9 +5,15 @@ shape and dtype, the optimiser state of every parameter, the step counters' type
 the fixed noise. The networks are built on torch's meta device (no memory), and the file's unpacked size is
 read from its zip directory before torch unpacks anything, so refusing a hostile file costs milliseconds and
 no memory. A wrong-shaped optimiser state loaded into fused Adam corrupts memory and kills the process
-(SIGSEGV / SIGABRT), which is why nothing short of this check may reach `Trainer.load_state_dict`.
+(SIGSEGV / SIGABRT), which is why nothing short of this check may reach `Trainer.load_state_dict`. So does a
+tensor of the right shape over too little memory (`zeros(1).expand(shape)`: stride 0) or over memory another
+tensor shares (`as_strided`): `check_tensors` accepts only dense tensors (contiguous in some order of their
+dimensions) that fill exactly their own storage, and text (config values, names, keys) that is valid UTF-8 (a
+lone surrogate broke every message that quoted it).
 
-A run directory's own checkpoints are written by its worker and trusted; only files from outside come here.
+Every checkpoint that is loaded outside its worker comes here through `ganlab.ckpt_load`, in a sandbox process
+(`ganlab.sandbox`): an upload, a CLI --from-checkpoint file, and a run's own files (a file in a run directory can
+be damaged, or put there by hand).
 """
 from __future__ import annotations
 
@@ -40,6 +46,41 @@ def check_archive(data: bytes) -> None:
     if total > MAX_UNPACKED:
         raise StoreError(f"refused: the checkpoint unpacks to {total / 2**20:,.0f} MB "
                          f"(the limit is {MAX_UNPACKED // 2**20} MB)")
+
+
+def check_tensors(value: Any, where: str = "checkpoint", depth: int = 0) -> None:
+    """Every tensor in `value` dense (see the module docstring) and every string valid UTF-8, else StoreError."""
+    if depth > 12:
+        raise StoreError(f"its {where} is nested too deep")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StoreError(f"its {where} holds text that is not valid UTF-8") from None
+    elif isinstance(value, torch.Tensor):
+        check_dense(value, where)
+    elif isinstance(value, dict):
+        for key, v in value.items():
+            check_tensors(key, f"{where} (a key)", depth + 1)
+            check_tensors(v, f"{where}'s {key}" if isinstance(key, str) and depth < 3 else where, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            check_tensors(v, where, depth + 1)
+
+
+def check_dense(t: torch.Tensor, what: str) -> None:
+    """StoreError unless `t` is a plain strided tensor whose elements exactly fill its own storage: contiguous in
+    some order of its dimensions (channels_last conv weights are), no stride 0, no overlap, no offset."""
+    if t.layout != torch.strided or t.is_sparse or t.is_quantized or t.is_nested or t.device.type != "cpu":
+        raise StoreError(f"its {what} is a {t.layout} tensor, not a dense one")
+    storage, expected, dense = t.untyped_storage(), 1, True
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda d: d[1]):
+        if size != 1:   # a dimension of one element may have any stride
+            dense = dense and stride == expected
+            expected *= size
+    if not dense or t.storage_offset() != 0 or storage.nbytes() != t.numel() * t.element_size():
+        raise StoreError(f"its {what} is a tensor whose memory layout does not match its shape (strides "
+                         f"{tuple(t.stride())} over {storage.nbytes():,} bytes): it could corrupt memory")
 
 
 def expected_models(cfg, sample_shape: tuple[int, ...], classes: int):
@@ -128,6 +169,7 @@ def check_optimizer(name: str, got: Any, model: torch.nn.Module, kind: str) -> N
 
 def check_state(state: dict[str, Any], cfg, sample_shape: tuple[int, ...], classes: int, full: bool) -> None:
     """Every field of `state` against what `cfg` builds; StoreError naming the first field that does not fit."""
+    check_tensors(state)
     g, d = expected_models(cfg, sample_shape, classes)
     _limit_size(g, d)
     check_weights("generator", state.get("G"), g)

@@ -1,7 +1,8 @@
 """Command line: `python -m ganlab presets | train | runs` (bench, lessons and export register here too).
 
 Headless training uses the same `Run` machinery as the app, so it writes the same run directory, and an app
-pointed at the same runs directory shows the run live. Bad arguments exit with code 2 and one line.
+pointed at the same runs directory shows the run live. Bad arguments exit with code 2 and one line, and so does
+a checkpoint file (--from-checkpoint, or the newest one of --resume) that the sandboxed check refuses.
 """
 from __future__ import annotations
 
@@ -132,9 +133,11 @@ def cmd_runs(args) -> int:
 
 
 def _train_source(args, reg) -> tuple[TrainConfig, dict | None, Any, dict | None]:
-    """(config, initial state, existing run to resume or None, parent record)."""
+    """(config, initial state (a state's bytes, from the checkpoint check), existing run to resume or None,
+    parent record)."""
+    from .ckpt_load import check_checkpoint
     from .runs import Run
-    from .store import StoreError, load_checkpoint
+    from .store import StoreError
     if args.resume:
         path = Path(args.resume)
         if not (path / "config.json").is_file():
@@ -145,12 +148,14 @@ def _train_source(args, reg) -> tuple[TrainConfig, dict | None, Any, dict | None
             cfg = cfg.with_overrides(args.overrides)
         return cfg, None, run, None
     if args.from_checkpoint:
-        try:
-            state = load_checkpoint(Path(args.from_checkpoint))
-        except StoreError as e:
+        path = Path(args.from_checkpoint)
+        if not path.is_file():
+            raise UsageError(f"--from-checkpoint: {path} is not a file")
+        try:   # unpacked and checked in a sandbox process: a hostile file is a refusal, never a crash
+            checked = check_checkpoint(path, overrides=args.overrides)
+        except (StoreError, ConfigError) as e:
             raise UsageError(f"--from-checkpoint: {e}") from None
-        cfg = TrainConfig.from_dict(state["config"]).with_overrides(args.overrides)
-        return cfg, state, None, {"checkpoint": str(args.from_checkpoint), "step": int(state["step"])}
+        return checked.cfg, checked.init, None, {"checkpoint": str(path), "step": checked.step}
     cfg = get_preset(args.preset or "ring8").config().with_overrides(args.overrides)
     return cfg, None, None, None
 
@@ -176,6 +181,8 @@ def cmd_train(args) -> int:
         run.store.write_config(cfg)
         if run.alive:
             raise UsageError(f"--resume: {run.id} is being trained by another process")
+        from .ckpt_load import check_resumable
+        check_resumable(run.store)   # in a sandbox process: a damaged checkpoint is exit 2 and one line
         if RunState.parse(run.state, RunState.INTERRUPTED) is RunState.FINISHED and cfg.steps > run.step:
             run.store.update_status(state=RunState.STOPPED.value)   # extending a finished run: more steps
     start = time.time()

@@ -2,9 +2,10 @@
 becomes a run, and the settings a rewind-and-branch may change.
 
 The Runs page calls these; they never import streamlit. An uploaded checkpoint is untrusted input: it is
-loaded with `store.load_checkpoint` (weights_only=True, so no code in it runs), its config is validated,
-and its weights must fit the networks that config builds on this machine's copy of the dataset, before
-any run directory is created. Every refusal is a StoreError whose message says what is wrong.
+unpacked and checked only in a sandbox process (`ckpt_load.check_checkpoint`: weights_only, every tensor
+dense, every string UTF-8, its config validated, its weights fitting the networks that config builds on this
+machine's copy of the dataset), before any run directory is created. Every refusal is a StoreError whose
+message says what is wrong in one line, a file that crashes the check included.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .config import LIVE_FIELDS, ConfigError, TrainConfig
+from .ckpt_load import check_checkpoint
+from .config import LIVE_FIELDS, TrainConfig
 from .registry import RunRegistry
 from .runs import Run
 from .states import BRANCH, RESUMABLE  # noqa: F401 - RESUMABLE re-exported (pages/7_Runs.py)
-from .store import StoreError, load_checkpoint
+from .store import StoreError
 
-FULL_STATE_KEYS = ("opt_g", "opt_d", "step", "d_updates", "rng", "fixed_z")
 # The branch form: the loss first (the setting classes branch on most), then live settings and the length.
 BRANCH_FORM_FIELDS = ("loss", *LIVE_FIELDS, "steps")
 assert set(BRANCH_FORM_FIELDS) <= set(BRANCH)
@@ -87,56 +88,22 @@ def checkpoint_bytes(run: Run, step: int | None = None) -> bytes:
 # --- uploaded checkpoints -------------------------------------------------------------------------------
 @dataclass
 class Upload:
-    """A checked checkpoint, ready for registry.create(cfg, init_state=state)."""
+    """A checked checkpoint, ready for registry.create(cfg, init_state=init): `init` is the state as bytes,
+    re-saved by the sandbox process that checked it (this process never unpacks the file)."""
     cfg: TrainConfig
-    state: dict[str, Any]
+    init: bytes
     step: int
     full: bool          # optimiser state and counters present: training continues exactly
     note: str = ""      # what was adapted (e.g. the device)
 
 
 def check_upload(data: bytes) -> Upload:
-    """Load and check an uploaded checkpoint. Raises StoreError (clear message) for anything unusable;
-    nothing on disk changes either way."""
-    from .ckpt_check import check_archive, check_state
-    from .data import dataset_available, load_dataset
-    from .dataset import DataError
+    """Check an uploaded checkpoint in a sandbox process (ckpt_load.check_checkpoint). Raises StoreError (one
+    line) for anything unusable, a file that crashes the check included; nothing on disk changes either way."""
     if not data:
         raise StoreError("the uploaded file is empty")
-    check_archive(bytes(data))             # size and format before torch unpacks anything
-    state = load_checkpoint(bytes(data))   # weights_only=True: code in the file is refused, never run
-    if not isinstance(state.get("config"), dict):
-        raise StoreError("not a ganlab checkpoint (its config is not a mapping of settings)")
-    try:
-        cfg = TrainConfig.from_dict(state["config"])
-    except ConfigError as e:
-        raise StoreError(f"the checkpoint's config is invalid: {e}") from None
-    note = ""
-    if cfg.device not in ("auto", "cpu"):   # trained on a GPU server: run it wherever this machine can
-        note = f"it was trained on {cfg.device}; here it uses the best available device"
-        cfg = cfg.replace(device="auto")
-    if cfg.data_path:
-        raise StoreError("its config reads a file on this server (data_path); checkpoints of runs on your own "
-                         "data cannot be uploaded: upload the data set instead")
-    ok, why = dataset_available(cfg.dataset)
-    if not ok:
-        raise StoreError(f"its dataset {cfg.dataset!r} is not available here: {why}")
-    try:
-        dataset = load_dataset(cfg)
-    except (DataError, ValueError, OSError) as e:
-        raise StoreError(f"cannot rebuild its networks here: {str(e)[:200]}") from None
-    full = all(state.get(k) is not None for k in FULL_STATE_KEYS)
-    try:
-        check_state(state, cfg, dataset.sample_shape, dataset.num_classes if cfg.conditional else 0, full)
-    except ValueError as e:   # StoreError is one; build_models raises ValueError for impossible shapes
-        raise StoreError(str(e)[:300] if isinstance(e, StoreError) else
-                         f"cannot rebuild its networks here: {str(e)[:200]}") from None
-    if not full:   # weights only (e.g. from another tool): counters and optimiser start fresh
-        state = {**state, "_weights_only": True}
-        note = "; ".join(filter(None, [note, "it holds weights only: optimisers and counters start fresh"]))
-    step = int(state["step"]) if full else 0
-    state = {**state, "config": cfg.to_dict()}
-    return Upload(cfg, state, step, full, note)
+    checked = check_checkpoint(bytes(data), what="The checkpoint check", upload=True)
+    return Upload(checked.cfg, checked.init, checked.step, checked.full, checked.note)
 
 
 def create_from_upload(reg: RunRegistry, upload: Upload, file_name: str, explore: bool = False,
@@ -146,5 +113,5 @@ def create_from_upload(reg: RunRegistry, upload: Upload, file_name: str, explore
     parent = {"checkpoint": file_name[:200], "step": upload.step}
     stem = file_name.rsplit(".", 1)[0][:60] or "upload"   # a long file name must not make the run name too long
     label = name or f"{stem} ({'explore' if explore else 'continued'})"
-    return reg.create(upload.cfg, label, parent=parent, init_state=upload.state, start=True, paused=explore,
+    return reg.create(upload.cfg, label, parent=parent, init_state=upload.init, start=True, paused=explore,
                       owner=owner)

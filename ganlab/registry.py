@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import control
+from .ckpt_load import check_checkpoint, check_resumable
 from .config import TrainConfig
 from .disk import budget_bytes, dir_size, sweep_temp
 from .executor import get_executor
@@ -33,11 +34,9 @@ from .store import (
     StoreError,
     clean_name,
     default_runs_dir,
-    load_checkpoint,
     new_stamp,
     safe_run_dir,
 )
-from .weights import check_weights_fit
 
 RUNS_QUOTA_MB = 20_000     # the whole runs directory (GANLAB_RUNS_QUOTA_MB); new runs are refused past it
 MIN_SEEDS, MAX_SEEDS = 2, 8   # a seed group's size
@@ -112,10 +111,10 @@ class RunRegistry:
                              f"{quota / 2**20:,.0f} MB quota): delete old runs on the Runs page first")
 
     def create(self, cfg: TrainConfig, name: str | None = None, *, parent: dict | None = None,
-               init_state: dict | None = None, start: bool = True, paused: bool = False,
+               init_state: dict | bytes | None = None, start: bool = True, paused: bool = False,
                owner: str | None = None) -> Run:
         """A new run directory (owned by `owner`, an owners.owner_id; None: the instructor's), started unless
-        `start` is False."""
+        `start` is False. `init_state`: what it starts from, a state or the bytes a checkpoint check re-saved."""
         self.check_quota()
         store = RunStore.create(self.runs_dir, name or cfg.dataset, cfg, parent, owner)
         if init_state is not None:
@@ -231,17 +230,25 @@ class RunRegistry:
         path = run.store.checkpoint_path(step)
         if path is None:
             raise StoreError(f"run {run.name!r} has no checkpoint to branch from")
-        state = load_checkpoint(path)
-        parent_cfg = TrainConfig.from_dict(state["config"])
         fixed = {k for k in changes if k not in BRANCH}
         if fixed:
             raise ValueError(f"{sorted(fixed)[0]} cannot change in a branch (it changes the networks)")
-        cfg = parent_cfg.replace(**changes)
-        if cfg != parent_cfg:
-            check_weights_fit(run.store, cfg, state, changes)
-        parent = {"run": run.id, "name": run.name, "step": int(state["step"])}
-        return self.create(cfg, name or f"{run.name} @{state['step']}", parent=parent, init_state=state,
-                           owner=owner)
+        # checked in a sandbox process (a damaged file refuses, never crashes this one); ValueError when the
+        # changes build networks its weights do not fit
+        checked = check_checkpoint(path, what=f"The check of {path.name}", require_full=True, changes=changes,
+                                   run_dir=run.store.path)
+        parent = {"run": run.id, "name": run.name, "step": checked.step}
+        return self.create(checked.cfg, name or f"{run.name} @{checked.step}", parent=parent,
+                           init_state=checked.init, owner=owner)
+
+    def resume(self, run_id: str) -> Run:
+        """Start a worker that continues the run from its newest checkpoint, once a sandbox process has checked
+        that file (StoreError, one line, when it is damaged: the worker would die on it)."""
+        run = self.get(run_id)
+        if not run.alive:
+            check_resumable(run.store)
+        run.start()
+        return run
 
     def rename(self, run_id: str, name: str) -> None:
         run = self.get(run_id)
@@ -292,4 +299,6 @@ def get_registry(runs_dir: Path | str | None = None) -> RunRegistry:
     with _REG_LOCK:
         if key not in _REGISTRIES:
             _REGISTRIES[key] = RunRegistry(path)
+            from .sandbox import pool
+            pool().warm()   # a server's first checkpoint check should not wait for a child to import torch
         return _REGISTRIES[key]

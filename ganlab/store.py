@@ -326,7 +326,11 @@ class RunStore:
     def init_path(self) -> Path:
         return self.path / "init.pt"
 
-    def save_init(self, state: dict[str, Any]) -> None:
+    def save_init(self, state: dict[str, Any] | bytes) -> None:
+        """init.pt from a state, or from bytes a sandbox process saved after checking them (written unread)."""
+        if isinstance(state, (bytes, bytearray)):
+            atomic_write(self.init_path(), bytes(state))
+            return
         import io
 
         import torch

@@ -2,7 +2,7 @@
 
 `LatentGenerator` keeps one eval-mode G per run, built from the weights the worker publishes to generator.pt
 (or, for an older or damaged run directory, from its newest checkpoint) and rebuilt only when generator.pt's
-mtime changes. `check_weights_fit` is what a branch asks before it creates a run with changed settings.
+mtime changes. (Whether a branch's changed settings still fit a checkpoint is asked by `ganlab.ckpt_load`.)
 """
 from __future__ import annotations
 
@@ -85,21 +85,3 @@ class LatentGenerator:
         g.eval()
         self._g = (mtime or 0, g)
         return g
-
-
-def check_weights_fit(store: RunStore, cfg: TrainConfig, state: dict, changes: dict) -> None:
-    """Raise ValueError (naming the changed fields) when `cfg` builds networks `state`'s weights do not fit
-    (`store`: the run the checkpoint is from, for a sample shape to build with)."""
-    from .models import build_models
-    steps = store.snapshot_steps()
-    if not steps:
-        return   # no sample shape to build with; the new run's worker reports a mismatch itself
-    snap = store.load_snapshot(steps[-1])
-    g, d = build_models(cfg, tuple(snap.fake.shape[1:]), label_count(state))
-    try:
-        g.load_state_dict(state["G"])
-        d.load_state_dict(state["D"])
-    except RuntimeError:
-        names = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
-        raise ValueError(f"{names} changes the networks' layers ({cfg.model} D drops batch norm for "
-                         "WGAN-GP), so this checkpoint's weights do not fit: start a new run instead") from None

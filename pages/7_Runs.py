@@ -86,7 +86,7 @@ def _delete_unreadable(run_id: str) -> None:
 def _resume(run_id: str) -> None:
     def resume() -> str:
         _allowed(run_id, "resume")
-        registry().get(run_id).start()
+        registry().resume(run_id)
         return "Resumed from the last checkpoint: watch it on Train."
     _attempt("Resume failed", resume, (KeyError, RuntimeError, StoreError, OSError))
 
