@@ -4,9 +4,10 @@ copy of the run, with the moment before and after each update for an animated fi
 `Stepper.from_run(store, cfg)` builds a local `Trainer` on the CPU from the run's newest checkpoint (weights,
 optimiser state, counters, RNG: the update it takes next is the one the run would take), or fresh from the
 run's config at step 0 when the run has no checkpoint yet (the worker seeds its networks the same way, so these
-are the run's own starting weights). Checkpoints are loaded without running code from them
-(store.load_checkpoint) and checked field by field (ckpt_check.check_state) before Trainer.load_state_dict
-sees them. Nothing is ever written into the run directory: the run keeps training, or stays as it is.
+are the run's own starting weights). Checkpoints are loaded and checked through `ckpt_load.load_checked` (no code
+from them runs; every field, tensor layout and string is checked) before Trainer.load_state_dict sees them.
+Nothing is ever written into the run directory: the run keeps training, or stays as it is. A server never builds
+a Stepper itself: `ganlab.slowmo_box` runs it in a sandbox process and hands the page plain Moments and Moves.
 
 `Stepper.step_d()` is exactly one D update (Trainer.step_d), `step_g()` exactly one G update (Trainer.step_g),
 `step_both()` one of each; each returns a `Move`: the `Moment`s before and after (and between, for both).
@@ -28,7 +29,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .loss_specs import LOSS_SPECS
-from .store import RunStore, StoreError, load_checkpoint
+from .store import RunStore, StoreError
 from .viz import FAKE_COLOR, REAL_COLOR, arrows
 
 SHOWN = 256          # fakes (and their arrows) a moment holds: the first of the run's fixed noise
@@ -147,9 +148,9 @@ class Stepper:
         trainer = _trainer(cfg)
         if ckpt is None:
             return cls(trainer, "fresh networks from the run's config (it has no checkpoint yet), step 0", 0)
+        from .ckpt_load import load_checked
         try:
-            state = load_checkpoint(ckpt)
-            _check(state, cfg, trainer)
+            state, _ = load_checked(ckpt, cfg, require_full=True, run_dir=store.path)
             trainer.load_state_dict(state)
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError) as e:
             raise SlowMoError(f"the run's newest checkpoint ({ckpt.name}) is damaged or does not fit its "
@@ -242,12 +243,6 @@ def _trainer(cfg: TrainConfig):
         return Trainer(cfg.replace(device="cpu"), device="cpu")
     except Exception as e:  # noqa: BLE001 - a missing data file or an impossible shape: say so, no traceback
         raise SlowMoError(f"this run's data or networks cannot be built here: {str(e)[:200]}") from None
-
-
-def _check(state: dict[str, Any], cfg: TrainConfig, trainer) -> None:
-    from .ckpt_check import check_state
-    classes = trainer.data.num_classes if cfg.conditional else 0
-    check_state(state, cfg, trainer.data.sample_shape, classes, full=True)
 
 
 def _moment(t) -> Moment:

@@ -4,14 +4,15 @@ that animates it (play button; the slider scrubs between the moments).
 
 Off until a student turns it on (the "Step it slowly" toggle): a page load builds no stepper and sends no figure,
 so 40 students watching the Discriminator page cost the server nothing extra. One stepper per browser session
-that turned it on, for the run shown (switching runs replaces it, turning it off drops it): a 2D stepper is about
-1 MB. The run itself is never changed; Reset copies its newest checkpoint again.
+that turned it on, for the run shown (switching runs replaces it, turning it off drops it): the session keeps it as
+~100 kB of bytes that only a sandbox process unpacks and steps (ganlab.slowmo_box): a bad checkpoint crashes no server.
+The run itself is never changed; Reset copies its newest checkpoint again.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import slowmo
+from ganlab import slowmo, slowmo_box
 from ganlab.runs import Run
 
 KEY = "slowmo"          # session_state: {"run": id, "stepper": Stepper | None, "move": Move | None, "error": str}
@@ -23,7 +24,7 @@ BUTTONS = (("d", "D step", "One discriminator update: the heatmap changes, the f
 def _fresh(run: Run) -> dict:
     """A stepper from the run's newest checkpoint (or its config at step 0), or the reason there is none."""
     try:
-        return {"run": run.id, "stepper": slowmo.Stepper.from_run(run.store, run.cfg), "move": None, "error": ""}
+        return {"run": run.id, "stepper": slowmo_box.open_copy(run.store, run.cfg), "move": None, "error": ""}
     except slowmo.SlowMoError as e:
         return {"run": run.id, "stepper": None, "move": None, "error": str(e)}
 
