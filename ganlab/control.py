@@ -8,7 +8,8 @@
 - Heartbeat: the worker touches `<run>/heartbeat` every HEARTBEAT_S, for readers on hosts where the lock of
   a shared file system is not visible (a Ray cluster on NFS).
 - Training slots: at most `max_active` workers of one runs directory train at once, across every process on the
-  machine: slot i is an flock on `<runs>/.slots/slot-<i>.lock`; the holder writes its run id into it.
+  machine: slot i is an flock on `<runs>/.slots/slot-<i>.lock`; the holder writes its run id into it. Only a
+  worker that trains holds one (a paused one gives it back): ganlab.slots has the rules.
 """
 from __future__ import annotations
 
@@ -176,3 +177,12 @@ def max_active() -> int:
         return max(1, int(os.environ.get("GANLAB_MAX_ACTIVE", "2")))
     except ValueError:
         return 2
+
+
+def paused_idle_s() -> float:
+    """GANLAB_PAUSED_IDLE_S (default 300): how long a paused run keeps its trainer in memory before its worker
+    writes a checkpoint and exits (ganlab.slots: parking); 0 or less never parks."""
+    try:
+        return float(os.environ.get("GANLAB_PAUSED_IDLE_S", "300"))
+    except ValueError:
+        return 300.0

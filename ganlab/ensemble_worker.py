@@ -13,7 +13,9 @@ page, a branch and a Resume (which trains the member alone, as any run) take a m
 holds the member's weights, optimiser state (`member_optimizer_state`), counters and RNG stream: a solo Resume
 continues the member as if it had trained alone.
 
-One worker holds every member's worker lock and heartbeat, and one training slot for the group. Commands sent
+One worker holds every member's worker lock and heartbeat, and one training slot for the group while it trains
+(given back while paused, taken again on Resume, queued when none is free: ganlab.slots; a group never parks,
+its worker stays until the group ends). Commands sent
 to any member (pause, resume, stop, single steps, live edits) apply to the whole group. A member that diverges
 (`diverged_at[k]`) ends alone in state diverged; the others go on. An error ends every member (failed); a crash
 of the process is recorded for every member by the executor, as for a solo worker.
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import control
+from .slots import Slot, pick_gpu
 from .snapshots import SINGLE_CODES
 from .states import RunState
 from .worker import (
@@ -40,7 +43,6 @@ from .worker import (
     SNAPSHOT_EVERY_2D,
     Worker,
     _oom_message,
-    _pick_gpu,
     apply_command,
     serve_process,
     short_error,
@@ -60,6 +62,7 @@ class GroupWorker:
         self.members = [Worker(d, offset=o, paused=paused, max_active=max_active, launch=launch,
                                quality_fn=quality_fn) for d, o in zip(run_dirs, offsets)]
         self.max_active = self.members[0].max_active
+        self.slot = Slot(self.members[0].store.path.parent, self.max_active, self.members[0].store.run_id)
         self.paused = paused
         self.stop_asked = False
         self.pending: list[str] = []
@@ -99,21 +102,19 @@ class GroupWorker:
                 return ""
             locks.append(fd)
         beats = [control.Heartbeat(m.store.path) for m in self.members]
-        slot = None
         try:
             for m in self.members:
                 m.state = RunState.parse(m.store.read_status().get("state"), RunState.INTERRUPTED)
             if not all(m.state.can_start or m.state.live for m in self.members):
                 return self.members[0].state.value   # a member ended meanwhile: the group cannot start as one
-            slot = self._wait_for_slot()
-            if slot is not None:
-                self._train(slot[1])
+            if self._wait_for_slot():
+                self._train()
         except MemoryError:
             self._fail_all(OOM)
         except Exception as e:  # noqa: BLE001 - any error ends this group only, with a message
             self._fail_all(_oom_message(e) or short_error(e))
         finally:
-            control.release(slot[0] if slot else None)
+            self.slot.give_back()
             for beat in beats:
                 beat.stop()
             for fd in locks:
@@ -121,23 +122,25 @@ class GroupWorker:
         states = [m.state for m in self.members]
         return RunState.FAILED.value if RunState.FAILED in states else states[0].value
 
-    def _wait_for_slot(self) -> tuple[int, int] | None:
-        runs_dir, leader = self.members[0].store.path.parent, self.members[0].store.run_id
-        n = len(self.members)
-        while True:
-            slot = control.acquire_slot(runs_dir, self.max_active, leader)
-            if slot is not None:
-                return slot
+    def _wait_for_slot(self) -> bool:
+        """As the solo worker's (worker.Worker._wait_for_slot): False when stopped while queued."""
+        if self.paused:
+            self.slot.take()
+            return True
+        while not self.slot.take():
             self._read_commands()
             if self.stop_asked:
                 self._set_all(RunState.STOPPED, "stopped while queued")
-                return None
-            first = self.members[0]
-            if first.state is not RunState.QUEUED or not first.message.startswith("queued:"):
-                busy = len(control.slot_holders(runs_dir, self.max_active))
-                self._set_all(RunState.QUEUED, f"queued: {busy} runs are training (the limit is {self.max_active}); "
-                                               f"this seed group of {n} starts when one of them ends")
+                return False
+            self._queue(f"this seed group of {len(self.members)} starts")
             time.sleep(IDLE_S * 4)
+        return True
+
+    def _queue(self, then: str) -> None:
+        message = self.slot.queued_message(then)
+        first = self.members[0]
+        if first.state is not RunState.QUEUED or first.message != message:
+            self._set_all(RunState.QUEUED, message)
 
     def _build(self) -> Any:
         """The ensemble and the members' shadow Trainers, from the members' configs."""
@@ -154,8 +157,8 @@ class GroupWorker:
             self.shadows = [Trainer(c, device=self.ens.device) for c in cfgs]
         return base
 
-    def _train(self, slot: int) -> None:
-        _pick_gpu(slot)
+    def _train(self) -> None:
+        pick_gpu(self.slot.index or 0)
         import torch
 
         from .cuda_graph import device_lock
@@ -184,7 +187,7 @@ class GroupWorker:
         first_row = True
         while self.alive:
             now = time.monotonic()
-            if now - last_poll >= POLL_S or self.paused:
+            if now - last_poll >= POLL_S or self.paused or not self.slot.held:
                 self._read_commands()
                 last_poll = now
             while self.edits:
@@ -192,12 +195,19 @@ class GroupWorker:
             if self.stop_asked:
                 break
             if self.paused and not self.pending:
+                self.slot.give_back()   # at once: a paused group never keeps another run from training
                 if any(self.members[k].state is not RunState.PAUSED for k in self.alive):
                     self._flush(rows)
                     self._set_all(RunState.PAUSED)
                 time.sleep(IDLE_S)
                 continue
             kind = self.pending.pop(0) if self.pending else None
+            if kind is None and not self.slot.take():   # Resume with every slot held: queued until one frees
+                self._queue(f"this seed group of {n} resumes")
+                time.sleep(IDLE_S * 4)
+                continue
+            if kind is not None and any(self.members[k].state is RunState.QUEUED for k in self.alive):
+                self._set_all(RunState.PAUSED)   # a step while queued pauses the group (apply_command)
             if kind is None and any(self.members[k].state is not RunState.RUNNING for k in self.alive):
                 self._set_all(RunState.RUNNING)
             with device_lock(ens.device):

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from . import control
 from .disk import file_size
+from .slots import parked
 from .states import RunState
 from .store import RunStore
 
@@ -61,8 +62,8 @@ def worker_died(store: RunStore, how: str, launch: str) -> None:
     except OSError:
         return
     state = RunState.parse(status.get("state"), RunState.INTERRUPTED)
-    if status.get("launch", launch) != launch or not (state.live or state is RunState.INTERRUPTED):
-        return
+    if status.get("launch", launch) != launch or not (state.live or state is RunState.INTERRUPTED) or parked(status):
+        return   # a parked run's checkpoint and status were written: a crash on the way out loses nothing
     step = _last_step(store, status)
     ckpt = store.checkpoint_steps()
     kept = f"the last checkpoint (step {ckpt[-1]}) is kept: Resume continues from it" if ckpt else \

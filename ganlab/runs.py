@@ -28,7 +28,8 @@ from . import control
 from .config import TrainConfig
 from .disk import file_size
 from .executor import get_executor, shutdown_all
-from .snapshots import HISTORY_KEYS, Snapshot, is_measure
+from .slots import hand_over, parked, stop_parked, successor
+from .snapshots import HISTORY_KEYS, Snapshot, drawable, is_measure
 from .states import ACTIVE, LIVE, RunState
 from .store import RunStore, StoreError
 from .weights import LatentGenerator
@@ -167,11 +168,11 @@ class Run:
 
     @property
     def alive(self) -> bool:
-        """A worker has this run (it may be queued for a training slot)."""
-        if self.executor.launching(self.id):
-            return True
+        """A worker has this run (maybe queued for a slot). One that parked it has left, though it may be exiting."""
         host = self._status.get("host")
-        return control.worker_alive(self.store.path, local=not isinstance(host, str) or host == HOST)
+        if control.worker_alive(self.store.path, local=not isinstance(host, str) or host == HOST):
+            return True
+        return self.executor.launching(self.id) and parked(self.store.read_status()) is None
 
     def _launch_pending(self, status: dict[str, Any]) -> bool:
         """A worker was launched but has not written its status yet (its pid is not there yet)."""
@@ -190,9 +191,9 @@ class Run:
             if state.final and not state.resumable:
                 raise RuntimeError(f"run is {state}; branch it to train more")
             launch = uuid.uuid4().hex[:12]
-            offset = control.command_offset(self.store.path) if offset is None else offset
+            offset, paused = successor(self.store.path, self.store.read_status(), offset, paused)
             status = self.store.update_status(state=RunState.QUEUED.value, message="queued: starting a worker",
-                                              launched=time.time(), launch=launch, host=HOST, pid=None)
+                                              launched=time.time(), launch=launch, host=HOST, pid=None, parked=None)
             self._apply_status(status)
             max_active = self.registry.max_active if self.registry is not None else control.max_active()
             try:
@@ -207,6 +208,12 @@ class Run:
             control.send(self.store.path, cmd, **args)
         except FileNotFoundError:
             raise StoreError(f"run {self.name!r} was deleted") from None
+        hand_over(self.store, lambda: self.alive, self._stop_parked if cmd == "stop" else lambda: self.start(True))
+
+    def _stop_parked(self) -> None:
+        with self._cmd_lock:
+            if not self.alive and (status := stop_parked(self.store)) is not None:
+                self._apply_status(status)
 
     def pause(self) -> None:
         if self.alive:
@@ -220,7 +227,7 @@ class Run:
 
     def stop(self, wait: float | None = None) -> None:
         if not self.alive:
-            return
+            return self._stop_parked()   # a parked paused run has no worker to ask
         self._send("stop")
         if wait is not None:
             self.join(wait)
@@ -282,7 +289,7 @@ class Run:
                 self._apply_status(status)
             elif status:
                 state = RunState.parse(status.get("state"), RunState.INTERRUPTED)
-                if state.live and not alive and not self._launch_pending(status):
+                if state.live and not alive and not self._launch_pending(status) and parked(status) is None:
                     status = self._mark_interrupted(status)
                 self._apply_status(status)
             self._read_config()
@@ -374,7 +381,7 @@ class Run:
                 snap = self.store.load_snapshot(st)
             except Exception:  # noqa: BLE001 - half-written or damaged (BadZipFile, EOFError, ...): skipped
                 continue
-            if _snapshot_fits(snap, self.cfg.is_2d):
+            if drawable(snap, self.cfg.is_2d):
                 new.append(snap)
         snaps = sorted(kept + new, key=lambda s: s.step)
         while len(snaps) > MAX_SNAPSHOTS:   # keep the first, thin the older half 2:1
@@ -427,14 +434,6 @@ class Run:
         self._sync(force=True, full=True)
         with self._lock:
             return self.cfg, (self._snapshots[-1] if self._snapshots else None)
-
-
-def _snapshot_fits(snap: Snapshot, is_2d: bool) -> bool:
-    """A snapshot pages can draw: samples of the run's kind (2D points or N x C x H x W images)."""
-    fake = np.asarray(snap.fake)
-    if is_2d:
-        return fake.ndim == 2 and fake.shape[1] == 2 and np.issubdtype(fake.dtype, np.floating)
-    return fake.ndim == 4 and fake.shape[1] in (1, 3) and np.issubdtype(fake.dtype, np.floating)
 
 
 _EMPTY = np.zeros(0)

@@ -82,3 +82,11 @@ class Snapshot:
                         value = str(value)
                     kw[f.name] = value
         return cls(**kw)
+
+
+def drawable(snap: Snapshot, is_2d: bool) -> bool:
+    """A snapshot pages can draw: samples of the run's kind (2D points or N x C x H x W images)."""
+    fake = np.asarray(snap.fake)
+    if is_2d:
+        return fake.ndim == 2 and fake.shape[1] == 2 and np.issubdtype(fake.dtype, np.floating)
+    return fake.ndim == 4 and fake.shape[1] in (1, 3) and np.issubdtype(fake.dtype, np.floating)

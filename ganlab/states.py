@@ -2,11 +2,15 @@
 
 A run's state lives in its status.json (see ganlab.store). Only the worker that trains a run moves it between
 the live states; the web tier and the CLI only start workers, send commands (ganlab.control) and mark a run
-whose worker vanished as interrupted (or failed, naming the signal that killed it).
+whose worker vanished as interrupted (or failed, naming the signal that killed it), and stop a parked run.
 
     created ──▶ queued ──▶ running ⇄ paused ──▶ finished | diverged       (final: branch to train more)
-                   │          │         │
-                   └──────────┴─────────┴──▶ stopped | failed | interrupted   (resumable from a checkpoint)
+                   ▲ │          │         │ │
+                   │ └──────────┴─────────┴─┼──▶ stopped | failed | interrupted   (resumable from a checkpoint)
+                   └────────────────────────┘  Resume while every training slot is held (ganlab.slots)
+
+A paused run holds no training slot. Its worker may have put its trainer away (status.json `parked`, see
+ganlab.slots): the run is still paused, with no worker until Resume or a step starts one.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ class RunState(StrEnum):
 
     @property
     def live(self) -> bool:
-        """A worker owns the run (it may be waiting for a training slot)."""
+        """A worker owns the run (it may be waiting for a training slot), or the run is paused and parked (no
+        worker until Resume)."""
         return self in _LIVE
 
     @property
@@ -79,7 +84,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.CREATED: frozenset(_START | {RunState.STOPPED}),
     RunState.QUEUED: frozenset({RunState.RUNNING, RunState.PAUSED} | _ENDS),
     RunState.RUNNING: frozenset({RunState.PAUSED, RunState.FINISHED, RunState.DIVERGED} | _ENDS),
-    RunState.PAUSED: frozenset({RunState.RUNNING, RunState.FINISHED, RunState.DIVERGED} | _ENDS),
+    RunState.PAUSED: frozenset({RunState.RUNNING, RunState.QUEUED, RunState.FINISHED, RunState.DIVERGED} | _ENDS),
     RunState.FINISHED: frozenset(),
     RunState.DIVERGED: frozenset(),
     RunState.STOPPED: frozenset(_START),

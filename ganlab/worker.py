@@ -9,6 +9,9 @@ commands.jsonl (ganlab.control) and applies them between updates, so they take e
 Order of a worker's life: take the run's lock (or leave: another worker has the run), wait for one of the
 runs directory's training slots (state queued; a stop here ends the run), import torch and build the trainer,
 then train. torch is imported only once a slot is held, so a queue of 30 runs costs 30 small processes.
+The slot follows compute (ganlab.slots): a worker started paused builds without waiting for one, pausing gives
+it back, Resume takes one again or queues; a run paused longer than GANLAB_PAUSED_IDLE_S is parked (a
+checkpoint, then the worker exits) and stays paused.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import control
+from .slots import Slot, park_message, pick_gpu
 from .snapshots import SINGLE_CODES
 from .states import RunState, check_transition
 
@@ -49,6 +53,10 @@ class Worker:
         self.pending: list[str] = []
         self.edits: list[dict[str, Any]] = []
         self.max_active = max_active or control.max_active()
+        self.slot = Slot(self.store.path.parent, self.max_active, self.store.run_id)
+        self.idle_s = control.paused_idle_s()
+        self.touched = time.monotonic()   # the last command or step: a paused run parks idle_s after it
+        self.updates = self.saved = 0     # steps taken, and taken when the last checkpoint was written
         self.launch = launch
         self._quality_fn = quality_fn
         self.wait_quality = False   # a worker process sets it: its exit would drop queued measures
@@ -62,6 +70,7 @@ class Worker:
     def _read_commands(self) -> None:
         for c in self.commands.poll():
             apply_command(self, c)
+            self.touched = time.monotonic()
 
     # --- status --------------------------------------------------------------------------------------
     def _set_state(self, state: RunState, message: str = "") -> None:
@@ -88,21 +97,20 @@ class Worker:
         if lock is None:
             return ""
         beat = control.Heartbeat(self.store.path)
-        slot = None
         try:
             self.state = RunState.parse(self.store.read_status().get("state"), RunState.INTERRUPTED)
             if not self.state.can_start and not self.state.live:
                 return self.state.value   # finished or diverged meanwhile (a second Start raced the first)
-            slot = self._wait_for_slot()
-            if slot is None:
+            self._read_commands()   # the successor of a parked worker reads what came as it left (ganlab.slots)
+            if not self._wait_for_slot():
                 return self.state.value
-            self._train(slot[1])
+            self._train()
         except MemoryError:
             self._fail(OOM)
         except Exception as e:  # noqa: BLE001 - any error ends this run only, with a message
             self._fail(_oom_message(e) or short_error(e))
         finally:
-            control.release(slot[0] if slot else None)
+            self.slot.give_back()
             beat.stop()
             control.release(lock)
         return self.state.value
@@ -111,23 +119,30 @@ class Worker:
         if self.state.can_become(RunState.FAILED):
             self._set_state(RunState.FAILED, message)
 
-    def _wait_for_slot(self) -> tuple[int, int] | None:
-        while True:
-            slot = control.acquire_slot(self.store.path.parent, self.max_active, self.store.run_id)
-            if slot is not None:
-                return slot
+    def _wait_for_slot(self) -> bool:
+        """Hold a slot before the build (False: stopped while queued). A paused start builds without waiting
+        (with a free slot if there is one, for its GPU); a pause while queued waits on: 30 queued runs paused
+        at once would otherwise build 30 trainers."""
+        if self.paused:
+            self.slot.take()
+            return True
+        while not self.slot.take():
             self._read_commands()
             if self.stop_asked:
                 self._set_state(RunState.STOPPED, "stopped while queued")
-                return None
-            if self.state is not RunState.QUEUED or not self.message.startswith("queued:"):
-                n = len(control.slot_holders(self.store.path.parent, self.max_active))
-                self._set_state(RunState.QUEUED, f"queued: {n} runs are training (the limit is {self.max_active}); "
-                                                 "it starts when one of them ends")
+                return False
+            self._queue("it starts")
             time.sleep(IDLE_S * 4)
+        return True
 
-    def _train(self, slot: int) -> None:
-        _pick_gpu(slot)
+    def _queue(self, then: str) -> None:
+        """State queued, with a message naming the runs that train (rewritten only when it changes)."""
+        message = self.slot.queued_message(then)
+        if self.state is not RunState.QUEUED or self.message != message:
+            self._set_state(RunState.QUEUED, message)
+
+    def _train(self) -> None:
+        pick_gpu(self.slot.index or 0)
         import torch
 
         from .cuda_graph import device_lock
@@ -162,6 +177,7 @@ class Worker:
         def checkpoint() -> None:
             nonlocal last_ckpt
             last_ckpt = time.monotonic()
+            self.saved = self.updates
             self.save_checkpoint(trainer.state_dict(), trainer.step, cfg.keep_checkpoints, milestones, budget)
 
         with device_lock(trainer.device):
@@ -179,7 +195,7 @@ class Worker:
         first_row = True
         while True:
             now = time.monotonic()
-            if now - last_poll >= POLL_S or self.paused:
+            if now - last_poll >= POLL_S or self.paused or not self.slot.held:
                 self._read_commands()
                 last_poll = now
             while self.edits:
@@ -188,13 +204,25 @@ class Worker:
             if self.stop_asked:
                 break
             if self.paused and not self.pending:
+                self.slot.give_back()   # at once: a paused run never keeps another from training
                 if self.state is not RunState.PAUSED:
                     self._flush(rows)
                     self._set_state(RunState.PAUSED)
+                if 0 < self.idle_s <= time.monotonic() - self.touched and self._park(trainer, rows, checkpoint):
+                    return None
                 time.sleep(IDLE_S)
                 continue
             kind = self.pending.pop(0) if self.pending else None
-            if kind is None and self.state is not RunState.RUNNING:
+            if kind is None and not self.slot.take():   # Resume with every slot held: queued until one frees
+                self._queue("it resumes")
+                time.sleep(IDLE_S * 4)
+                continue
+            self.updates += 1
+            if kind is not None:
+                self.touched = time.monotonic()
+                if self.state is RunState.QUEUED:   # a step while queued pauses the run (apply_command)
+                    self._set_state(RunState.PAUSED)
+            elif self.state is not RunState.RUNNING:
                 self._set_state(RunState.RUNNING)
             with device_lock(trainer.device):   # see cuda_graph.device_lock
                 if kind is None:
@@ -242,6 +270,32 @@ class Worker:
                 checkpoint()
         self._set_state(RunState.STOPPED, f"stopped at step {trainer.step}")
         self._wait_quality()
+
+    def _park(self, trainer, rows: list[dict[str, float]], checkpoint: Callable[[], None]) -> bool:
+        """Put a long-paused run's trainer away (ganlab.slots): a checkpoint at its step, status paused with
+        `parked`, then one last look at the commands. True: the worker may exit; False: a command came (or the
+        weights are not finite), and it goes on with the trainer it has."""
+        from .cuda_graph import device_lock
+        self._flush(rows)
+        self.touched = time.monotonic()   # a refusal below waits a whole idle period before the next try
+        with device_lock(trainer.device):
+            if not weights_finite(trainer):
+                return False
+            if self.updates != self.saved or self.store.checkpoint_steps()[-1:] != [trainer.step]:
+                checkpoint()   # a D step changes the state, not the step
+        self._wait_quality()
+        self.message = park_message(trainer.step)
+        self.store.update_status(state=RunState.PAUSED.value, message=self.message, step=trainer.step,
+                                 epoch=trainer.epoch, parked={"step": trainer.step, "offset": self.commands.offset})
+        # A page that sent a command before reading `parked` counts on this look (Run._hand_over)
+        cmds = self.commands.poll()
+        if not cmds:
+            return True
+        for c in cmds:
+            apply_command(self, c)
+        self.message = ""
+        self.store.update_status(message="", parked=None)
+        return False
 
     def save_checkpoint(self, state: dict[str, Any], step: int, keep: int, milestones: int, budget: int) -> None:
         """Write a checkpoint, prune, and flag the run when its files cannot fit its disk budget."""
@@ -318,19 +372,6 @@ def apply_command(target: Any, c: dict[str, Any]) -> None:
         target.paused = True
     elif kind == "edit" and isinstance(c.get("changes"), dict):
         target.edits.append(c["changes"])
-
-
-def _pick_gpu(slot: int) -> None:
-    """On a machine with several GPUs, a worker process trains on the least loaded one: each worker holds one
-    training slot, slots are taken lowest first, and slot i trains on GPU i mod (number of GPUs). Set before
-    torch starts CUDA. Threads (the CLI) and Ray actors (Ray places them) keep the devices they see."""
-    if os.environ.get("GANLAB_WORKER") != "process":
-        return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    gpus = visible.split(",") if visible else sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*"))
-    if len(gpus) < 2:
-        return
-    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if visible else str(slot % len(gpus))
 
 
 def weights_finite(trainer) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import threading
 from pathlib import Path
 
 import engine_util
@@ -164,9 +165,10 @@ def test_unexpected_error_in_a_step_becomes_one_short_line(reg, monkeypatch):
 def test_cuda_out_of_memory_fails_with_a_hint_and_frees_the_slot(tmp_path, monkeypatch):
     # A real OOM cannot happen on a CPU; torch.cuda.OutOfMemoryError itself can be raised anywhere.
     real_step = trainer_mod.Trainer.train_step
+    boom = threading.Event()
 
     def oom_when_huge(self):
-        if self.cfg.batch_size == 4096:
+        if self.cfg.batch_size == 4096 and boom.is_set():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 7.8 GiB "
                                               "total capacity; 6.1 GiB already allocated)")
         return real_step(self)
@@ -174,11 +176,11 @@ def test_cuda_out_of_memory_fails_with_a_hint_and_frees_the_slot(tmp_path, monke
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", oom_when_huge)
     registry = RunRegistry(tmp_path / "runs", max_active=1, executor="thread")
     try:
-        run = registry.create(tiny(batch_size=4096), "too big", paused=True)   # holds the only slot
-        wait_for(lambda: run.state == "paused", "the big run to take the slot")
+        run = registry.create(tiny(batch_size=4096), "too big")   # trains, holding the only slot
+        wait_for(lambda: run.state == "running" and run.step > 0, "the big run to take the slot")
         waiting = registry.create(tiny(), "next in line")
         wait_for(lambda: waiting.state == "queued", "the second run to queue")
-        run.resume()                                                          # its first step runs out of memory
+        boom.set()                                                 # its next step runs out of memory
         wait_for(lambda: ended(run), "the run to fail")
         assert run.state == "failed"
         assert "out of memory" in run.message and "batch size" in run.message and "width" in run.message
