@@ -2,7 +2,8 @@
 
 Uploads are the only way a browser user brings data: a CSV of x,y points or a zip of images is checked in full
 when it arrives (size, that it parses, values finite, the images' pixel and time budgets: the same loader the
-worker will run), then kept as `<runs>/.uploads/<sha256>.<ext>`, inside the runs directory. A path typed into
+worker will run, in a sandbox process under CPU, memory and time limits: `ganlab.sandbox`), then kept as
+`<runs>/.uploads/<sha256>.<ext>`, inside the runs directory. A path typed into
 the form must lie under that folder or under GANLAB_DATA_ROOT (set by whoever runs the server; none by
 default), be a regular file (or a folder, for image folders and IDX files), and is never echoed back with
 its contents. The CLI is not the browser: its paths are the user's own.
@@ -20,6 +21,7 @@ from .dataset import DataError
 UPLOADS = ".uploads"
 MAX_BYTES = {"csv": 10 * 2**20, "folder": 50 * 2**20}
 KINDS = {".csv": "csv", ".txt": "csv", ".zip": "folder"}
+CHECK_WALL_S = 25.0    # a verdict within this: the largest CSV parses in a few seconds, a hostile one is cut off
 
 
 def uploads_dir(runs_dir: Path) -> Path:
@@ -43,21 +45,34 @@ def save_upload(runs_dir: Path, file_name: str, data: bytes, image_size: int = 2
     final = folder / f"{digest}{'.zip' if kind == 'folder' else '.csv'}"
     tmp = folder / f".{digest}.{os.getpid()}.check"
     tmp.write_bytes(data)
+    try:   # parsed in a sandbox process: a file that makes the parser spin or crash is a refusal, not the server's
+        from .sandbox import call
+        n = call("check_data", str(tmp), kind, image_size, what=f"The check of {file_name[:80]}", error=DataError,
+                 wall_s=CHECK_WALL_S)
+        os.replace(tmp, final)
+    except DataError as e:
+        raise DataError(str(e).replace(str(tmp), file_name[:80])) from None
+    except OSError as e:
+        raise DataError(f"{file_name[:80]}: cannot be kept ({str(e)[:160]})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    what = f"{int(n):,} points" if kind == "csv" else f"{int(n):,} images"
+    return kind, final, what
+
+
+def check_task(path: str, kind: str, image_size: int) -> int:
+    """The sandbox task behind save_upload: load the file as the worker will, and return how many samples."""
+    cfg = TrainConfig(dataset=kind, data_path=path, image_size=image_size)
     try:
-        cfg = TrainConfig(dataset=kind, data_path=str(tmp), image_size=image_size)
         ds = load_dataset(cfg)
         import torch
         if not bool(torch.isfinite(ds.x).all()):
             raise DataError("its values do not fit in floating point (too large): rescale them")
-        os.replace(tmp, final)
-    except DataError as e:
-        raise DataError(str(e).replace(str(tmp), file_name[:80])) from None
+    except DataError:
+        raise
     except (ValueError, OSError) as e:
-        raise DataError(f"{file_name[:80]}: cannot be read ({str(e)[:160]})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    what = f"{len(ds.x):,} points" if kind == "csv" else f"{len(ds.x):,} images"
-    return kind, final, what
+        raise DataError(f"{Path(path).name}: cannot be read ({str(e)[:160]})") from None
+    return len(ds.x)
 
 
 def check_browser_path(data_path: str, runs_dir: Path) -> None:
