@@ -4,8 +4,10 @@ the same images, round after round as G improves.
 `draw_round(store, cfg, n, seed)` draws a round once; a page keeps it, frozen, while the student labels it. Half
 of it (n // 2) are real images from the run's data set, the rest fakes from G's newest weights (generator.pt, or
 the newest checkpoint when that is newer), shuffled by `seed`, with D's score on each. D's weights live only in
-the run's checkpoints, so D comes from the newest one, loaded on the CPU without running code from it
-(store.load_checkpoint), and both networks are cached per run until a newer file appears. The same seed on the
+the run's checkpoints, so D comes from the newest one, loaded and checked on the CPU (ckpt_load.load_checked),
+and both networks are cached per run until a newer file appears. All of this happens in a sandbox process
+(ganlab.sandbox; the cache lives there, in each child that served the run): `draw_round` and `ask` send plain
+data in and get plain data back, so a damaged checkpoint cannot crash the server. The same seed on the
 same weights gives the same round.
 
 D says "real" when its score is above the loss's boundary (`LossSpec.boundary`: 0.5 for a probability and for
@@ -26,6 +28,7 @@ fakes from a fixed noise seed (cached with the networks), the nearest in pixel s
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from .drawn import nearest
 from .latent import sample_z
 from .loss_specs import LOSS_SPECS
 from .montage import montage
-from .store import RunStore, StoreError, load_checkpoint
+from .store import RunStore, StoreError
 from .viz import D_COLOR
 
 POOL = 1024            # real images kept per data set to draw rounds from
@@ -47,6 +50,7 @@ MAX_BATCH = 128        # the scoring batches are the run's batch size, at most t
 MAX_RUNS = 8           # runs whose G and D stay loaded in this process
 SAMPLES = 256          # G's samples the closest one to a drawing is searched among (noise seed SAMPLE_SEED)
 SAMPLE_SEED = 0
+SANDBOX_WALL_S = 60.0  # a child's first round loads the data set's real images
 YOU_COLOR = "#54a24b"
 LABELS = ("real", "fake")
 
@@ -103,8 +107,27 @@ def boundary_rule(loss: str) -> str:
 
 
 def draw_round(store: RunStore, cfg: TrainConfig, n: int = 8, seed: int = 0) -> Round:
-    """A round of `n` images (n // 2 real, the rest fake) from the run in `store`, shuffled by `seed`, scored by D.
-    Raises RoundError when the run has no checkpoint, damaged or unfitting weights, or no readable data set."""
+    """A round of `n` images (n // 2 real, the rest fake) from the run in `store`, shuffled by `seed`, scored by D
+    in a sandbox process. Raises RoundError when the run has no checkpoint, damaged or unfitting weights (a file
+    that crashes its sandbox process included), or no readable data set."""
+    from .sandbox import call
+    out = call("be_d_round", str(store.path), cfg.to_dict(), int(n), int(seed), what="Drawing the round",
+               error=RoundError, wall_s=SANDBOX_WALL_S)
+    try:
+        return Round(seed=int(out["seed"]), images=np.asarray(out["images"], np.float32),
+                     real=np.asarray(out["real"], bool), scores=np.asarray(out["scores"], np.float64),
+                     boundary=float(out["boundary"]), rule=str(out["rule"]), g_step=int(out["g_step"]),
+                     d_step=int(out["d_step"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RoundError(f"drawing the round gave an unusable answer ({str(e)[:120]})") from None
+
+
+def round_task(run_dir: str, cfg: dict, n: int, seed: int) -> dict[str, Any]:
+    """The sandbox task behind draw_round."""
+    return dataclasses.asdict(_draw_round(RunStore(run_dir), TrainConfig.from_dict(cfg), n, seed))
+
+
+def _draw_round(store: RunStore, cfg: TrainConfig, n: int, seed: int) -> Round:
     import torch
 
     if cfg.is_2d:
@@ -192,8 +215,27 @@ class Answer:
 
 def ask(store: RunStore, cfg: TrainConfig, image: np.ndarray, samples: int = SAMPLES) -> Answer:
     """D's score of one image (C, H, W) in [-1, 1] (each class's, for a conditional run) and G's closest sample
-    among `samples` from a fixed noise seed. Raises RoundError as draw_round does, or when the image does not
-    have the run's image shape."""
+    among `samples` from a fixed noise seed, in a sandbox process. Raises RoundError as draw_round does, or when
+    the image does not have the run's image shape."""
+    from .sandbox import call
+    out = call("be_d_ask", str(store.path), cfg.to_dict(), np.asarray(image, dtype=np.float32), int(samples),
+               what="Asking D", error=RoundError, wall_s=SANDBOX_WALL_S)
+    try:
+        cls = out["closest_class"]
+        return Answer(scores=np.asarray(out["scores"], np.float64), boundary=None if out["boundary"] is None
+                      else float(out["boundary"]), closest=np.asarray(out["closest"], np.float32),
+                      distance=float(out["distance"]), closest_class=None if cls is None else int(cls),
+                      g_step=int(out["g_step"]), d_step=int(out["d_step"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RoundError(f"asking D gave an unusable answer ({str(e)[:120]})") from None
+
+
+def ask_task(run_dir: str, cfg: dict, image: np.ndarray, samples: int) -> dict[str, Any]:
+    """The sandbox task behind ask."""
+    return dataclasses.asdict(_ask(RunStore(run_dir), TrainConfig.from_dict(cfg), image, samples))
+
+
+def _ask(store: RunStore, cfg: TrainConfig, image: np.ndarray, samples: int) -> Answer:
     import torch
 
     if cfg.is_2d:
@@ -290,14 +332,16 @@ def _networks(store: RunStore, cfg: TrainConfig, shape: tuple[int, ...]) -> _Net
 def _load(store: RunStore, cfg: TrainConfig, shape: tuple[int, ...], ckpt) -> _Networks:
     import torch
 
+    from .ckpt_load import load_checked
     from .losses import get_loss
     from .models import build_models
     from .weights import label_count, published_generator
     try:
-        state = load_checkpoint(ckpt)
-        d_weights, d_step = state["D"], int(state.get("step", 0))
+        state, _ = load_checked(ckpt, cfg, run_dir=store.path)   # every field checked against the run's config
+        d_weights, d_step = state["D"], int(state.get("step") or 0)
     except (StoreError, KeyError, TypeError, ValueError) as e:
-        raise RoundError(f"D's newest checkpoint ({ckpt.name}) is damaged, so D cannot answer: {e}") from None
+        raise RoundError(f"D's newest checkpoint ({ckpt.name}) is damaged or its weights do not fit this run's "
+                         f"config, so D cannot answer: {e}") from None
     g_weights, classes, g_step = state.get("G"), label_count(state) if "G" in state else 0, d_step
     try:
         published = published_generator(store.generator_path())

@@ -27,7 +27,9 @@ def label_count(state: dict) -> int:
 def published_generator(path: Path) -> tuple[dict, int, int]:
     """generator.pt's G weights, class count and step (-1 when unrecorded). Raises what torch.load raises for a
     missing or damaged file (the callers fall back to the newest checkpoint)."""
+    from .ckpt_check import check_tensors
     state = torch.load(path, map_location="cpu", weights_only=True)
+    check_tensors(state, "generator.pt")   # dense tensors only: a bad layout would corrupt memory on load
     return state["G"], int(state.get("classes", 0)), int(state.get("step", -1))
 
 
