@@ -163,3 +163,25 @@ def test_a_killed_group_process_fails_every_member(tmp_path):
     os.kill(pids.pop(), signal.SIGKILL)
     wait_for(lambda: _ended(group, "failed"), lambda: f"every member failed: {_states(group)}")
     assert all("killed by SIGKILL" in r.message for r in group.runs), _states(group)
+
+
+def test_a_paused_group_gives_its_slot_back_and_resume_queues(tmp_path):
+    """Slots follow compute (ganlab.slots) for a seed group too: paused, it holds no slot; Resume with the slot
+    held queues the whole group until it frees."""
+    reg = RunRegistry(tmp_path / "runs", executor="thread", quality_fn=None, max_active=1)
+    try:
+        group = reg.create_group(tiny(), seeds=2, name="group")
+        wait_for(lambda: all(r.state == "running" and r.step > 3 for r in group.runs), lambda: _states(group))
+        group.runs[0].pause()
+        wait_for(lambda: all(r.state == "paused" for r in group.runs), lambda: f"the group to pause: {_states(group)}")
+        solo = reg.create(tiny(), "solo")
+        wait_for(lambda: solo.state == "running" and solo.step > 3, "the solo run to take the group's slot")
+        group.runs[1].resume()
+        wait_for(lambda: all(r.state == "queued" and "this seed group of 2 resumes" in r.message for r in group.runs),
+                 lambda: f"the group to queue on Resume: {_states(group)}")
+        solo.stop(wait=30)
+        wait_for(lambda: all(r.state == "running" for r in group.runs),
+                 lambda: f"the group to resume: {_states(group)}")
+        group.runs[0].stop(wait=30)
+    finally:
+        reg.shutdown()
