@@ -48,7 +48,7 @@ def headline(view: RunView) -> tuple[str, float]:
 
 def tile(run: Run) -> Tile:
     view = run.view(with_snapshots=False)
-    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d)
+    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d, cfg=view.cfg)
     text, score = headline(view)
     top = found[0] if found else None
     return Tile(run.id, view.name, view.state, view.step, view.cfg.steps, run.owner,

@@ -1,10 +1,14 @@
 """Plain-language diagnoses of a training run, each with a hint on what to try.
 
-`diagnose(history, metrics, loss, is_2d)` reads the scalar history (columns of snapshots.HISTORY_KEYS, one
+`diagnose(history, metrics, loss, is_2d, cfg=)` reads the scalar history (columns of snapshots.HISTORY_KEYS, one
 row every `stats_every` steps) and the quality metrics (metrics.mode_stats / image_metrics rows with a
 "step"), and names the classic GAN failures: divergence, vanishing generator gradients, an overpowering
 discriminator, oscillation and mode collapse. The UI calls it about once a second, so every rule looks at
 the tail of the run with a few vectorised numpy operations, and any short, empty or ragged input gives [].
+
+Given the run's config (`cfg`), a fix names only changes to it: no "switch to 'nonsaturating'" on a
+nonsaturating run, no "Adam beta1 0.5" when beta1 is 0.5 (`_remedies`). Advice on d_lr agrees with the lessons
+(ganlab/lessons.toml): a D that wins, or one that outruns G into mode collapse, gets a lower d_lr.
 
 Windows are measured in training steps (the "step" column), not rows, so the rules mean the same thing
 whatever `stats_every` is.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,20 +74,67 @@ class Diagnosis:
     step: int        # when it was first seen
 
 
-def diagnose(history: dict[str, np.ndarray], metrics: list[dict], loss: str, is_2d: bool) -> list[Diagnosis]:
-    """Diagnoses for a run, errors first, then by the step they were first seen. [] when all looks fine."""
+def diagnose(history: dict[str, np.ndarray], metrics: list[dict], loss: str, is_2d: bool,
+             cfg: Any = None) -> list[Diagnosis]:
+    """Diagnoses for a run, errors first, then by the step they were first seen. [] when all looks fine.
+    `cfg` (the run's TrainConfig, optional) lets each fix leave out what the run already does."""
     h = _columns(history)
+    has = _Settings(cfg, loss)
     found: list[Diagnosis] = []
     if h is not None:
-        found += _divergence(h)
+        found += _divergence(h, has)
         if not found:                      # NaN rows would make every other rule say nonsense
-            vanishing = _vanishing(h, loss)
+            vanishing = _vanishing(h, loss, has)
             found += vanishing
             if not vanishing:              # vanishing already says that D wins; one card is enough
-                found += _overpowering(h, loss)
-            found += _oscillation(h, loss)
-    found += _collapse(metrics or [], is_2d)
+                found += _overpowering(h, loss, has)
+            found += _oscillation(h, loss, has)
+    found += _collapse(metrics or [], is_2d, has)
     return sorted(found, key=lambda d: (d.severity != "error", d.step))
+
+
+# --- what a fix may suggest -----------------------------------------------------------------------------------
+class _Settings:
+    """The run's settings as far as the fixes need them. Without a config nothing counts as in use (the fix
+    then lists every remedy), except the loss, which every caller passes."""
+
+    def __init__(self, cfg: Any, loss: str):
+        self.cfg, self.loss = cfg, loss
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self.cfg, name, default) if self.cfg is not None else default
+
+    def other_losses(self, *names: str) -> str:
+        """`names` less the run's own loss, quoted, joined by "or" ("" when none is left)."""
+        return " or ".join(f"'{n}'" for n in names if n != self.loss)
+
+    def d_faster(self) -> bool | None:
+        """Whether D's learning rate is above G's (None: unknown)."""
+        g, d = self.get("g_lr"), self.get("d_lr")
+        return None if g is None or d is None else d > g
+
+
+def _remedies(*options: tuple[str, bool], lead: str = "") -> str:
+    """One sentence, after `lead`, of the remedies whose `applies` is true: each (text, applies) pair says
+    itself whether the run already does it, so a fix never names the run's current setting as the cure."""
+    texts = [t for t, applies in options if applies and t]
+    if not texts:
+        return "Restart from an earlier checkpoint and change one setting at a time."
+    out = lead + (texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + ", or " + texts[-1])
+    return out[0].upper() + out[1:] + "."
+
+
+def _common(has: _Settings) -> dict[str, tuple[str, bool]]:
+    """The remedies several fixes share, each off when the run already has it (unknown config: on)."""
+    return {
+        "beta1": ("use Adam beta1 0.5", has.get("beta1", 0.9) != 0.5),
+        "spectral": ("turn on spectral normalisation for D", not has.get("spectral_norm", False)),
+        "smoothing": ("one-sided label smoothing 0.1", not has.get("label_smoothing", 0.0) > 0),
+        "noise": ("instance noise (e.g. 1.0)", not has.get("instance_noise", 0.0) > 0),
+        "d_steps": ("use d_steps 1", has.get("d_steps", 2) != 1),
+        "decay": ("turn on linear lr decay", has.get("lr_decay", "none") == "none"),
+        "r1": ("an R1 penalty on D (r1_gamma 0.1)", not has.get("r1_gamma", 0.0) > 0),
+    }
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -154,10 +206,14 @@ def _first_bad(name: str, x: np.ndarray, half: np.ndarray | None = None) -> int 
     return int(idx[0]) if len(idx) else None
 
 
-def _divergence(h: dict[str, np.ndarray]) -> list[Diagnosis]:
+def _divergence(h: dict[str, np.ndarray], has: _Settings) -> list[Diagnosis]:
     step = h["step"]
-    fix = ("Lower both learning rates (e.g. divide by 5), keep Adam's beta1 at 0.5, turn on spectral "
-           "normalisation for D, and leave bf16 off; for WGAN-GP check that gp_lambda is about 10.")
+    c = _common(has)
+    gp = has.get("gp_lambda")
+    fix = _remedies(("lower both learning rates (e.g. divide by 5)", True), c["beta1"], c["spectral"],
+                    ("turn bf16 off", bool(has.get("bf16", False))),
+                    (f"set gp_lambda to about 10 (it is {_fmt(gp)})" if gp is not None else
+                     "check that gp_lambda is about 10", has.loss == "wgan-gp" and gp != 10))
     first, where = None, ""
     half = np.isin(h["single"], (1, 2)) if "single" in h else None
     for name in _ALWAYS_MEASURED + _SOMETIMES_MEASURED:
@@ -185,7 +241,7 @@ def _divergence(h: dict[str, np.ndarray]) -> list[Diagnosis]:
     return []
 
 
-def _vanishing(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
+def _vanishing(h: dict[str, np.ndarray], loss: str, has: _Settings) -> list[Diagnosis]:
     if not loss_has(loss, "saturates") or "d_fake" not in h or "grad_g" not in h:
         return []
     early = _early(h["grad_g"])
@@ -201,11 +257,12 @@ def _vanishing(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
         f"D(G(z)) has stayed below {VANISH_D_FAKE} for {length:.0f} steps and G's gradient norm fell to "
         f"{_fmt(now)} ({_fmt(now / early)} of its early {_fmt(early)}): D rejects every fake so confidently that "
         "the minimax loss log(1 - D(G(z))) is flat and G has almost stopped learning.",
-        "Switch the loss to 'nonsaturating' (G maximises log D(G(z)), the fix from the original GAN paper), or "
-        "weaken D: lower d_lr, one-sided label smoothing 0.1, or instance noise.", start)]
+        _remedies(("switch the loss to 'nonsaturating' (G maximises log D(G(z)), the fix from the original "
+                        "GAN paper)", loss != "nonsaturating"),
+                  ("weaken D: lower d_lr", True), _common(has)["noise"], _common(has)["smoothing"]), start)]
 
 
-def _overpowering(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
+def _overpowering(h: dict[str, np.ndarray], loss: str, has: _Settings) -> list[Diagnosis]:
     if not loss_has(loss, "uses_sigmoid") or "d_real" not in h or "d_fake" not in h:
         return []
     cond = (h["d_real"] > OVERPOWER_D_REAL) & (h["d_fake"] < OVERPOWER_D_FAKE)
@@ -213,12 +270,13 @@ def _overpowering(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
     if length < OVERPOWER_STEPS:
         return []
     dr, df = float(np.mean(h["d_real"][-EARLY_ROWS:])), float(np.mean(h["d_fake"][-EARLY_ROWS:]))
+    c = _common(has)
     return [Diagnosis(
         "d_overpowering", "warning", "The discriminator is overpowering G",
         f"For {length:.0f} steps D has scored real data above {OVERPOWER_D_REAL} (now {dr:.2f}) and fakes below "
         f"{OVERPOWER_D_FAKE} (now {df:.3f}): it wins easily, so its feedback tells G little about where to go.",
-        "Give G a chance: lower d_lr or raise g_lr, use d_steps 1, add one-sided label smoothing (0.1) or "
-        "instance noise, or make D smaller / add dropout.", start)]
+        _remedies(("lower d_lr or raise g_lr", True), c["d_steps"], c["smoothing"], c["noise"],
+                  ("make D smaller or add dropout", True), lead="give G a chance: "), start)]
 
 
 def _swings(x: np.ndarray, k: int) -> tuple[int, float, float]:
@@ -238,7 +296,7 @@ def _swings(x: np.ndarray, k: int) -> tuple[int, float, float]:
     return crossings, amp, float(mid)
 
 
-def _oscillation(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
+def _oscillation(h: dict[str, np.ndarray], loss: str, has: _Settings) -> list[Diagnosis]:
     step = h["step"]
     recent = step >= step[-1] - OSC_STEPS
     if recent.sum() < OSC_MIN_ROWS:
@@ -260,14 +318,16 @@ def _oscillation(h: dict[str, np.ndarray], loss: str) -> list[Diagnosis]:
                              f"{_fmt(mid + amp / 2)} in the last {OSC_STEPS} steps")
     if not found:
         return []
+    c = _common(has)
     return [Diagnosis(
         "oscillation", "warning", "G and D are oscillating",
         found[0] + ": G and D keep taking turns winning instead of settling, and the samples keep changing.",
-        "Lower both learning rates (or turn on linear lr decay), use Adam beta1 0.5, or switch to WGAN-GP; "
-        "spectral normalisation on D also damps the swings.", start)]
+        _remedies(("lower both learning rates", True), c["decay"], c["beta1"],
+                  ("switch the loss to 'wgan-gp'", loss != "wgan-gp"),
+                  ("turn on spectral normalisation for D (it damps the swings)", c["spectral"][1])), start)]
 
 
-def _collapse(metrics: list[dict], is_2d: bool) -> list[Diagnosis]:
+def _collapse(metrics: list[dict], is_2d: bool, has: _Settings) -> list[Diagnosis]:
     rows = [m for m in metrics if isinstance(m, dict) and "step" in m]
     late = [m for m in rows if m["step"] >= COLLAPSE_AFTER_STEPS]
     if len(late) < COLLAPSE_CHECKS:
@@ -311,5 +371,20 @@ def _collapse(metrics: list[dict], is_2d: bool) -> list[Diagnosis]:
         "mode_collapse", "error" if one_thing else "warning", "Mode collapse",
         "; ".join(parts) + ": G has found a few outputs that fool D and keeps producing them instead of "
         "the whole data.",
-        "Try the 'nonsaturating' or 'wgan-gp' loss, lower g_lr or raise d_lr so D can catch up, a larger noise "
-        "dimension or batch, and lr decay; restarting from a checkpoint before the collapse also helps.", step)]
+        _collapse_fix(has), step)]
+
+
+def _collapse_fix(has: _Settings) -> str:
+    # The mode-collapse lesson (ring8-hop: D at 4x G's lr) says lower d_lr: a D that outruns G keeps moving
+    # the spot G chases, so G hops from mode to mode and locks onto a few. With d_lr already at or below
+    # g_lr there is nothing to lower towards, and the fix says nothing about d_lr.
+    faster = has.d_faster()
+    d_lr = {None: ("lower d_lr if D learns faster than G", True),
+            True: (f"lower d_lr towards g_lr (D learns {has.get('d_lr') / has.get('g_lr'):.3g}x as fast)"
+                   if faster else "", bool(faster)),
+            False: ("", False)}[faster]
+    others = has.other_losses("nonsaturating", "wgan-gp")
+    c = _common(has)
+    return _remedies((f"try the {others} loss" if others else "", bool(others)), d_lr, c["r1"],
+                     ("a larger noise dimension or batch", True), c["decay"],
+                     ("restart from a checkpoint before the collapse", True))

@@ -92,7 +92,7 @@ def report_html(run_dir: Path | str | RunStore, runs_dir: Path | str | None = No
              _section("Training curves", _charts(hist, cfg, snaps)),
              _section("Samples", _samples(snaps, unreadable)),
              _section("Quality", _quality(quality)),
-             _section("Diagnoses", _diagnoses(diagnose(hist.columns, quality, cfg.loss, cfg.is_2d)
+             _section("Diagnoses", _diagnoses(diagnose(hist.columns, quality, cfg.loss, cfg.is_2d, cfg=cfg)
                                              if len(hist.columns["step"]) or quality else None)),
              _section("Lineage", _lineage(store, status, hist, Path(runs_dir) if runs_dir else store.path.parent))]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

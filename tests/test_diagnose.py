@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
+from ganlab.config import TrainConfig, get_preset
 from ganlab.diagnose import Diagnosis, diagnose
+from ganlab.lesson_book import LESSONS
 from ganlab.snapshots import HISTORY_KEYS
 
 EVERY = 10                         # stats_every of the synthetic runs
@@ -241,3 +244,84 @@ def test_errors_come_first():
     h["loss_d"][250] = np.nan
     found = diagnose(h, ring_metrics(8, 8, 2, 2), "nonsaturating", True)
     assert kinds(found) == ["divergence", "mode_collapse"]
+
+
+# --- what the fixes suggest ----------------------------------------------------------------------------------
+def _all_findings(cfg) -> list[Diagnosis]:
+    """Every diagnosis the synthetic histories raise for `cfg`'s loss, with `cfg` given (so fixes can read it)."""
+    step = np.arange(400) * EVERY
+    nan = history(300)
+    nan["loss_g"][150] = np.nan
+    cases = [(nan, []),
+             (_d_wins(200, after=100, grad_floor=1e-4), []),
+             (_d_wins(300, after=100, grad_floor=0.3), []),
+             (history(400, loss_g=1.5 + 1.5 * np.sin(2 * np.pi * step / 500.0)), []),
+             (history(400, d_fake=0.5 + 0.42 * np.sign(np.sin(2 * np.pi * step / 600.0))), []),
+             (history(300), ring_metrics(4, 8, 8, 3, 2))]
+    return [d for h, m in cases for d in diagnose(h, m, cfg.loss, cfg.is_2d, cfg=cfg)]
+
+
+_CONFIGS = [
+    TrainConfig(),                                              # nonsaturating, beta1 0.5, linear decay, d_steps 1
+    get_preset("ring8-hop").config(),
+    TrainConfig(loss="minimax", spectral_norm=True, label_smoothing=0.1, instance_noise=0.5, r1_gamma=0.1),
+    TrainConfig(loss="wgan-gp", d_steps=5, lr_decay="none", beta1=0.9, gp_lambda=10.0),
+    TrainConfig(loss="lsgan", d_steps=2, lr_decay="none"),
+    TrainConfig(loss="hinge"),
+]
+
+
+@pytest.mark.parametrize("cfg", _CONFIGS, ids=lambda c: c.loss)
+def test_a_fix_never_names_what_the_run_already_uses(cfg):
+    found = _all_findings(cfg)
+    assert len({d.kind for d in found}) >= 3                # the cases do raise diagnoses for this loss
+    for d in found:
+        fix = d.fix.lower()
+        assert cfg.loss not in fix, (d.kind, d.fix)         # "switch to 'nonsaturating'" on a nonsaturating run
+        if cfg.d_steps == 1:
+            assert "d_steps" not in fix, (d.kind, d.fix)
+        if cfg.beta1 == 0.5:
+            assert "beta1" not in fix, (d.kind, d.fix)
+        if cfg.lr_decay != "none":
+            assert "decay" not in fix, (d.kind, d.fix)
+        if cfg.spectral_norm:
+            assert "spectral" not in fix, (d.kind, d.fix)
+        if cfg.label_smoothing > 0:
+            assert "smoothing" not in fix, (d.kind, d.fix)
+        if cfg.instance_noise > 0:
+            assert "instance noise" not in fix and "instance_noise" not in fix, (d.kind, d.fix)
+        if cfg.r1_gamma > 0:
+            assert "r1" not in fix, (d.kind, d.fix)
+        if not cfg.bf16:
+            assert "bf16" not in fix, (d.kind, d.fix)
+        if cfg.loss == "wgan-gp" and cfg.gp_lambda == 10:
+            assert "gp_lambda" not in fix, (d.kind, d.fix)
+
+
+# A lesson's check kind -> the diagnosis it is about, with a history that raises it.
+_LESSON_DIAGNOSES = {"collapse": ("mode_collapse", lambda: (history(300), ring_metrics(4, 8, 8, 3, 2))),
+                     "overpowering": ("d_overpowering", lambda: (_d_wins(300, after=100, grad_floor=0.3), [])),
+                     "vanishing": ("vanishing_gradients",
+                                   lambda: (_d_wins(200, after=100, grad_floor=1e-4), []))}
+
+
+def test_d_lr_advice_agrees_with_the_lessons():
+    checked = 0
+    for lesson in LESSONS:
+        if lesson.check is None or lesson.check.kind not in _LESSON_DIAGNOSES:
+            continue
+        said = re.search(r"`d_lr`\s+(?:to\s+)?([0-9.]+e-?[0-9]+|[0-9.]+)", lesson.try_next)
+        if not said:
+            continue
+        cfg = lesson.config()
+        way = "lower" if float(said.group(1)) < cfg.d_lr else "raise"
+        other = {"lower": "raise", "raise": "lower"}[way]
+        kind, case = _LESSON_DIAGNOSES[lesson.check.kind]
+        h, m = case()
+        for with_cfg in (cfg, None):                         # with and without the run's config at hand
+            found = [d for d in diagnose(h, m, cfg.loss, cfg.is_2d, cfg=with_cfg) if d.kind == kind]
+            assert found, (lesson.id, kind)
+            fix = found[0].fix
+            assert f"{way} d_lr" in fix and f"{other} d_lr" not in fix, (lesson.id, fix)
+        checked += 1
+    assert checked >= 2                                       # mode-collapse and strong-d name a d_lr

@@ -143,7 +143,7 @@ def progress(view: RunView) -> None:
 
 def quality_panel(view: RunView) -> None:
     """Latest quality measures and the diagnoses with what to try (ganlab.quality / ganlab.diagnose)."""
-    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d)
+    found = diagnose(view.history, view.quality, view.cfg.loss, view.cfg.is_2d, cfg=view.cfg)
     for d in found:
         show = st.error if d.severity == "error" else st.warning
         show(f"**{d.title}** (since step {d.step:,}): {d.message}\n\n**Try:** {d.fix}")
