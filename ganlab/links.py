@@ -8,6 +8,10 @@ box and applies a link to a page's widgets; the parsing and its messages are tes
 
 Hostile or mistyped values never raise: `config_from_params` returns the fields it could read, and a
 {field: message} dict for the rest, in the form's own words (config.parse_value and TrainConfig.validate).
+Its PRESET_KEY entry is a note on the whole link, shown above the form rather than on a field: an unknown
+preset, or data the link cannot carry. A run on uploaded or drawn data (or a typed server path) links without
+its data_path, so the form gets the preset's data set and every other field, and the note says to upload the
+file again or redraw the points.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from .config import PRESETS, ConfigError, TrainConfig, get_preset, parse_value
+from .data_specs import SPECS
 
 PRESET_KEY = "preset"
 MAX_VALUE_CHARS = 200          # a query value longer than this is refused, not parsed
@@ -89,6 +94,12 @@ def config_from_params(params: Mapping[str, Any]) -> tuple[str, TrainConfig | No
         except ConfigError as e:
             errors[name] = e.message
     base = get_preset(preset).config()
+    linked = changes.get("dataset")
+    if linked in SPECS and SPECS[linked].needs_path:
+        # Its path is never in a link (NOT_LINKED), and without one the data set does not validate: the form
+        # would refuse the whole link on data_path. Keep the preset's data set and say how to bring the data.
+        del changes["dataset"]
+        errors[PRESET_KEY] = " ".join(filter(None, (errors.get(PRESET_KEY), _bring_data(linked, base.dataset))))
     cfg = None
     for _ in range(len(changes) + 1):   # drop the fields the whole-config check blames, one by one
         try:
@@ -100,6 +111,16 @@ def config_from_params(params: Mapping[str, Any]) -> tuple[str, TrainConfig | No
                 break
             del changes[e.field]
     return preset, cfg, errors
+
+
+def _bring_data(dataset: str, instead: str) -> str:
+    """The note for a link whose run trained on data that only its server had."""
+    spec = SPECS[dataset]
+    how = {"csv": "upload the CSV of points again (or draw them again and press **Train on my drawing**)",
+           "folder": "upload the zip of images again"}.get(dataset, f"type the path of its {spec.path_kind} on "
+                                                                 "this server")
+    return (f"That run trained on data of its own (dataset {dataset}), which a link does not carry: "
+            f"{how}. Until then the form has the preset's data set, {instead}.")
 
 
 def _one(value: Any) -> str | None:

@@ -103,3 +103,36 @@ def test_url_encodes_every_value() -> None:
     link = links.url("http://h:1/", "Samples", {"run": "a b&c", "step": 5, "none": None})
     assert link == "http://h:1/Samples?run=a+b%26c&step=5"
     assert links.url("http://h:1", "", {}) == "http://h:1/"
+
+
+# --- runs on data of their own (an upload, a drawing) --------------------------------------------------------
+def _upload_run_config(runs_dir) -> TrainConfig:
+    """What a drawn or uploaded-CSV run's config looks like: dataset csv, a path under runs/.uploads."""
+    return get_preset("ring8").config(dataset="csv", data_path=str(runs_dir / ".uploads" / "0123abcd.csv"),
+                                      g_lr=0.002, loss="hinge")
+
+
+def test_a_link_to_an_upload_run_keeps_its_settings_and_says_to_bring_the_data(tmp_path) -> None:
+    params = links.config_params(_upload_run_config(tmp_path))
+    assert "data_path" not in params and str(tmp_path) not in str(params)
+    preset, cfg, errors = links.config_from_params(params)
+    assert cfg is not None and cfg.g_lr == 0.002 and cfg.loss == "hinge"   # the link's settings are kept
+    assert set(errors) == {links.PRESET_KEY}, errors                          # a note, no field is blamed
+    assert "upload" in errors[links.PRESET_KEY] and "drawing" in errors[links.PRESET_KEY].lower()
+    zipped = get_preset("mnist-dcgan").config(dataset="folder", data_path=str(tmp_path / "x.zip"), image_size=32)
+    _, cfg, errors = links.config_from_params(links.config_params(zipped))
+    assert cfg is not None and cfg.image_size == 32 and set(errors) == {links.PRESET_KEY}
+    assert "zip" in errors[links.PRESET_KEY]
+
+
+def test_the_train_form_opens_an_upload_runs_link_with_an_info_not_an_error(lab) -> None:
+    from apptest_util import open_page
+    at = open_page("pages/1_Train.py")
+    for k, v in links.config_params(_upload_run_config(lab.runs_dir)).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error], [e.value for e in at.error]
+    info = " ".join(e.value for e in at.info)
+    assert "A link filled this form" in info and "upload the CSV" in info, info
+    assert at.session_state["cfg.loss"] == "hinge" and at.session_state["cfg.dataset"] == "ring8"
