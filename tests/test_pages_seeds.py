@@ -73,3 +73,46 @@ def test_a_finished_group_shows_a_panel_per_seed_and_the_spread(lab: RunRegistry
     line = next(m.value for m in at.markdown if m.value.startswith("Modes covered"))
     assert line.startswith("Modes covered (of 8) per seed: ") and "so far" not in line
     assert not [b for b in at.button if b.key == "seeds.stop"]
+
+
+def _blocks(node) -> dict[str, object]:
+    """Every keyed container of the page, by its key, as its Block proto."""
+    found = {}
+    for child in getattr(node, "children", {}).values():
+        proto = getattr(child, "proto", None)
+        if hasattr(child, "children") and getattr(proto, "id", ""):
+            found[proto.id.split("-", 2)[-1]] = proto      # "$$ID-<hash>-<key>"
+        found.update(_blocks(child))
+    return found
+
+
+def test_the_2d_panels_are_square_and_never_squeezed(lab: RunRegistry, monkeypatch):
+    """A 2D view wider than its column is squeezed to the column's width at its full height: the ring of 8 drew
+    as an ellipse. Each chart is a square plot area on equal axes, and each panel is wide enough to hold it (and
+    wraps onto the next row rather than shrinking)."""
+    import streamlit as st
+
+    from ganlab.charts import MARGIN, square_size
+    from ui import seeds
+
+    sizes = []
+    real = st.echarts_chart
+    monkeypatch.setattr(st, "echarts_chart", lambda option, **kw: sizes.append((kw["width"], kw["height"]))
+                        or real(option, **kw))
+    group = lab.create_group(tiny(steps=20, snapshot_every=20), seeds=2, name="ring")
+    wait_for(lambda: all(r.state == "finished" for r in group.runs), lambda: str([r.message for r in group.runs]))
+    at = show(group.id)
+    options = echarts(at)
+    assert len(options) == 2 and sizes == [square_size(seeds.SIDE)] * 2
+    for option in options:
+        grid = option["grid"][1]
+        assert grid["width"] == grid["height"] == seeds.SIDE
+        x, y = option["xAxis"][1], option["yAxis"][1]
+        assert (x["min"], x["max"]) == (y["min"], y["max"])
+    width, height = sizes[0]
+    assert width - MARGIN["left"] - MARGIN["right"] == height - MARGIN["top"] - MARGIN["bottom"]
+    blocks = _blocks(at._tree)
+    for i in range(2):
+        panel = blocks[f"seed-panel-{i}"].width_config
+        assert panel.WhichOneof("width_spec") == "pixel_width" and panel.pixel_width >= width + 34   # padding, border
+    assert blocks["seeds-panels"].flex_container.wrap      # a narrow page wraps the panels instead

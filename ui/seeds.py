@@ -6,13 +6,16 @@ much a GAN's outcome depends on luck.
 - `group_picker(reg)`: the seed groups on disk (a student who opens the page later finds the running group);
   the URL's ?group= and the session follow it.
 - `group_grid(group)`: a live grid of one panel per seed (its newest 2D view or samples, step, modes covered and
-  high-quality share) and one line comparing the outcomes.
+  high-quality share) and one line comparing the outcomes. Panels have a fixed width that holds their 2D view
+  and wrap onto the next row when the page is narrow: a chart wider than its column is squeezed to the column's
+  width at its full height, and the ring of 8 drew as an ellipse.
 """
 from __future__ import annotations
 
 import streamlit as st
 
 from ganlab import owners
+from ganlab.charts import square_size
 from ganlab.config import PRESETS, get_preset
 from ganlab.registry import MAX_SEEDS, RunRegistry, SeedGroup, group_note, group_of
 from ganlab.runs import RunView
@@ -22,8 +25,9 @@ from ui.live import LIVE_EVERY, chart_option, echart_2d, is_live, show_montage, 
 
 GROUP_KEY = "seeds.group"     # session_state: the group shown
 URL_KEY = "group"             # ?group=<id>
-SIDE = 220                    # px of each 2D panel's plot area
-PER_ROW = 4
+SIDE = 120                    # px of each 2D panel's plot area: four panels fit a row of the wide layout at 1400 px
+PANEL_PAD = 40                # px a bordered container takes beside its content (1 rem padding each side, border)
+PANEL_WIDTH = square_size(SIDE)[0] + PANEL_PAD
 WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
 
@@ -127,7 +131,7 @@ def _quality(view: RunView) -> dict:
 def _panel(i: int, seed: int, view: RunView) -> int | None:
     """One seed's panel; returns its modes covered (None before the first measure)."""
     snap, q = view.latest, _quality(view)
-    with st.container(border=True, key=f"seed-panel-{i}"):
+    with st.container(border=True, key=f"seed-panel-{i}", width=PANEL_WIDTH):
         st.markdown(f"**seed {seed}** · step {view.step:,}")
         if snap is None:
             st.caption("waiting for the first snapshot")
@@ -136,7 +140,7 @@ def _panel(i: int, seed: int, view: RunView) -> int | None:
                                   side=SIDE, title=f"step {snap.step:,}", legend=False)
             echart_2d(option, f"seeds-2d-{i}", side=SIDE)
         else:
-            show_montage(snap.fake[:16], caption=f"step {snap.step:,}", target_px=SIDE)
+            show_montage(snap.fake[:16], caption=f"step {snap.step:,}", target_px=square_size(SIDE)[0])
         modes = q.get("modes_covered")
         if modes is not None:
             st.caption(f"{int(modes)}/{int(q.get('n_modes', 0))} modes covered · "
@@ -155,10 +159,9 @@ def group_grid(group: SeedGroup) -> None:
     def body() -> None:
         views = [r.view(with_snapshots=False) for r in group.runs]
         live = any(is_live(v, r) for v, r in zip(views, group.runs))
-        cells = [col for _ in range(0, len(views), PER_ROW) for col in st.columns(PER_ROW)]
         modes = []
-        for i, (col, seed, view) in enumerate(zip(cells, group.seeds, views)):
-            with col:
+        with st.container(horizontal=True, gap="small", key="seeds-panels"):   # wraps: no panel is squeezed
+            for i, (seed, view) in enumerate(zip(group.seeds, views)):
                 modes.append(_panel(i, seed, view))
         n_modes = next((int(_quality(v)["n_modes"]) for v in views if "n_modes" in _quality(v)), None)
         if views[0].cfg.is_2d:
