@@ -8,6 +8,7 @@ Pages import these names from here.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import Any, Callable
 
@@ -131,6 +132,20 @@ def preset_picker(key: str = "cfg", default: str = "ring8") -> str:
     return name
 
 
+# Switches that only mean something on a CUDA GPU: disabled, with this help, on a server without one (the trainer
+# would ignore them there, and a student should not think they were on).
+CUDA_ONLY = ("cuda_graph",)
+NO_CUDA_HELP = "no CUDA GPU is present on this server, so training never uses CUDA graphs (the setting is kept " \
+               "for a link or a branch on a GPU machine)"
+
+
+@functools.cache
+def cuda_present() -> bool:
+    """Whether this server sees a CUDA GPU (asked once: the answer does not change while it runs)."""
+    import torch  # already loaded by the server (ganlab.runs); imported here so pages stay torch-free
+    return bool(torch.cuda.is_available())
+
+
 def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> None:
     """One config field as the fitting widget; its value lives in st.session_state[wkey]."""
     if wkey not in st.session_state:
@@ -142,7 +157,8 @@ def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> 
         st.selectbox(label, CHOICES[name], key=wkey, format_func=fmt,
                      help=getattr(SPECS.get(st.session_state[wkey]), "info", None) if name == "dataset" else help_)
     elif kind == "bool":
-        st.checkbox(label, key=wkey, help=help_)
+        no_cuda = name in CUDA_ONLY and not cuda_present()
+        st.checkbox(label, key=wkey, help=NO_CUDA_HELP if no_cuda else help_, disabled=no_cuda)
     elif kind == "int":
         st.number_input(label, key=wkey, step=1, format="%d", help=help_)
     elif kind == "float":
