@@ -129,7 +129,8 @@ def epoch_options(snapshot_lists: Iterable[Sequence[Snapshot]], by: str = "epoch
 
 
 def snapshot_at(snaps: Sequence[Snapshot], epoch: int, by: str = "epoch") -> Snapshot | None:
-    """The newest snapshot at or before `epoch` (or step, with by='step'); the first one if all are later."""
+    """The newest snapshot at or before `epoch` (or step, with by='step'); None if all are later (a run that
+    started later, e.g. a branch: showing its first snapshot would put a later epoch under the slider's)."""
     if by not in ("epoch", "step"):
         raise ValueError(f"by must be epoch or step, got {by!r}")
     if not snaps:
@@ -138,7 +139,7 @@ def snapshot_at(snaps: Sequence[Snapshot], epoch: int, by: str = "epoch") -> Sna
     for s in snaps:
         if getattr(s, by) <= epoch and (best is None or (s.epoch, s.step) >= (best.epoch, best.step)):
             best = s
-    return best if best is not None else snaps[0]
+    return best
 
 
 def shared_extent(snaps: Iterable[Snapshot | None]) -> tuple[float, float] | None:
@@ -188,3 +189,9 @@ def unique_labels(names: Sequence[str], ids: Sequence[str]) -> list[str]:
             name = f"{name} ({parts[1] if len(parts) > 1 else rid[-6:]})"
         out.append(name)
     return out
+
+
+def snapshot_option(options: Sequence[int], wanted: int) -> int:
+    """The slider option a link's `wanted` epoch (or step) lands on: the newest at or before it, else the first."""
+    before = [o for o in options if o <= wanted]
+    return before[-1] if before else options[0]

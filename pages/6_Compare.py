@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ganlab import compare
+from ganlab import compare, links
 from ganlab.viz import LAYERS_2D
+from ui.classroom import fresh_params, keep_params
 from ui.common import run_label, run_picker, setup
 from ui.live import LIVE_EVERY, chart_option, echart, echart_2d, is_live, show_montage, snapshot_version
 
@@ -19,11 +20,20 @@ if len(runs) < 2:
     st.info("Compare needs at least two runs: start another on Train, or branch one on Runs.")
     st.stop()
 parents = {rid: (r.parent or {}).get("run") for rid, r in runs.items()}
+link = fresh_params()   # ?runs=<id>,<id>&by=step&at=40: a shared link or a reload restores the selection
+linked = links.read_names(link.get("runs"), list(runs))
+if linked:
+    st.session_state[SELECTED] = linked[:compare.MAX_RUNS]
+if link.get("by") in ("epoch", "step"):
+    st.session_state["compare.by"] = link["by"]
+if links.read_int(link.get("at"), 0, 10**9) is not None:
+    st.session_state["compare.at.linked"] = int(link["at"])   # applied once the slider's options are known
 chosen = [i for i in st.session_state.get(SELECTED) or [] if i in runs]   # deleted runs drop out
 st.session_state[SELECTED] = chosen or compare.default_selection(list(runs), current.id if current else None, parents)
 ids = st.multiselect("Runs to compare", list(runs), key=SELECTED, max_selections=compare.MAX_RUNS,
                      format_func=lambda i: run_label(runs[i]), help="Two to four runs; the sidebar's run and its "
                      "parent are picked first.")
+keep_params(runs=",".join(ids))
 if len(ids) < 2:
     st.info("Pick two to four runs.")
     st.stop()
@@ -62,17 +72,22 @@ def body() -> None:
         st.caption("No snapshots yet.")
     else:
         key = f"compare.at.{by}"   # one slider per alignment: switching starts at the newest snapshots
+        wanted = st.session_state.pop("compare.at.linked", None)
+        if wanted is not None:
+            st.session_state[key] = compare.snapshot_option(options, wanted)
         if st.session_state.get(key) not in options:
             st.session_state[key] = options[-1]
         at = st.select_slider(by.capitalize(), options, key=key) if len(options) > 1 else options[0]
+        keep_params(by=by, at=str(at))
         snaps = [compare.snapshot_at(v.snapshots, at, by) for v in views]
         extent, side = compare.shared_extent(snaps), compare.VIEW_SIDE   # one square view for every 2D run
         per_row = compare.VIEWS_PER_ROW if any_2d else len(views)
         cells = [col for _ in range(0, len(views), per_row) for col in st.columns(per_row)]
         for i, (col, label, v, snap) in enumerate(zip(cells, labels, views, snaps)):
             with col:
-                if snap is None:
-                    st.caption(f"{label}: no snapshot yet")
+                if snap is None:   # never a later snapshot under the slider's value
+                    st.caption(f"{label}: no snapshot at or before {by} {at:,}" if v.snapshots else
+                               f"{label}: no snapshot yet")
                     continue
                 caption = f"{label} · step {snap.step:,} (epoch {snap.epoch})"
                 if snap.is_2d:   # keyed by position: a new snapshot redraws the same canvas, no blink

@@ -264,3 +264,20 @@ def test_compare_image_runs_show_grids_at_the_same_epoch(runs_dir):
     assert captions == ["big batch · step 25 (epoch 1)", "small batch · step 100 (epoch 1)"]
     table = at.dataframe[0].value
     assert sorted(table["run"]) == ["big batch", "small batch"] and list(table["class_coverage"]) == [0.7, 0.7]
+
+
+def test_compare_keeps_its_selection_in_the_url_and_restores_it(with_runs):
+    alpha, beta = run_id(with_runs, "alpha"), run_id(with_runs, "beta")
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
+    at.query_params.update({"runs": f"{beta},{alpha}", "by": "step", "at": "20"})   # a shared link
+    no_exception(at.run())
+    assert at.multiselect(key="compare.ids").value == [beta, alpha]
+    assert at.radio(key="compare.by").value == "step"
+    slider = at.select_slider(key="compare.at.step")
+    assert slider.value == 20
+    titles = [c["title"]["text"] for c in echarts(at) if c["title"]["text"].startswith(("alpha", "beta"))]
+    assert len(titles) == 2 and all("step 20 " in t for t in titles), titles   # the grids show the slider's
+    slider.set_value(40).run()
+    no_exception(at)
+    assert (at.query_params["runs"], at.query_params["by"], at.query_params["at"]) in (
+        (f"{beta},{alpha}", "step", "40"), ([f"{beta},{alpha}"], ["step"], ["40"]))

@@ -87,6 +87,16 @@ def fresh_params() -> dict[str, str]:
     return fresh
 
 
+def keep_params(**values: str) -> None:
+    """Write the page's own state into the URL (a reload or a copied link restores it), marked as applied:
+    fresh_params must not hand the page's own values back as a link on its next run."""
+    seen: set = st.session_state.setdefault("_link_seen", set())
+    for name, value in values.items():
+        seen.add((name, value))
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
 # --- presenter mode ---------------------------------------------------------------------------------------
 def presenting() -> bool:
     return bool(st.session_state.get("_present"))
