@@ -24,6 +24,7 @@ from ganlab.store import StoreError, slug
 from ui import session
 from ui.common import live_owners, registry, run_picker, select_run, setup, state_badge, wait_until
 from ui.config_form import field_widget
+from ui.messages import flash
 
 FLASH, CONFIRM, CHECKED = "runs._flash", "runs._confirm_delete", "runs._upload"
 
@@ -128,7 +129,7 @@ def _from_upload(explore: bool) -> None:
 reg = setup()
 run = run_picker(reg)
 st.title("Runs")
-kind, text = st.session_state.pop(FLASH, (None, None))
+kind, text = flash(FLASH, (None, None))
 if kind:
     getattr(st, kind)(text)
 runs = reg.list()

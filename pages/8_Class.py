@@ -12,7 +12,8 @@ from ganlab.lesson_book import LESSONS
 from ganlab.store import default_runs_dir
 from ui import session
 from ui.classroom import page_file
-from ui.common import STATE_STYLE, setup, wait_until
+from ui.common import STATE_STYLE, setup
+from ui.panels import command_and_wait
 
 TILES_EVERY = 2.0     # seconds between refreshes of the tiles
 COLUMNS = 3           # at 4 a row, a tile's three buttons were cut to "Pa..."
@@ -49,9 +50,7 @@ def _push_link() -> None:
 def _command(run_id: str, action: str) -> None:
     run = reg.get(run_id)
     try:
-        getattr(run, action)()
-        wait_until(run, lambda v: v.state != {"pause": "running", "resume": "paused"}.get(action, "")
-                   and (action != "stop" or not run.alive), timeout=10.0 if action == "stop" else 3.0)
+        command_and_wait(run, action)
     except (RuntimeError, ValueError, OSError) as e:
         st.session_state["_class_msg"] = ("error", f"{action} failed for {run.name}: {e}")
 

@@ -120,8 +120,8 @@ def _start_from_link(page, url: str) -> str:
     return _run_id(page)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 25: with the sandbox and slot changes merged, a page of the rehearsal "
-                   "stopped finishing its script run (seen once, at the Class page's pin); not yet found")
+@pytest.mark.xfail(strict=False, reason="issue 25: passes through presenter mode on an idle machine now; one of three "
+                   "tries saw the third student's run train instead of queueing (a slot was free): not yet found")
 def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
     url, runs = rehearsal
     contexts = [chromium_browser.new_context(viewport=VIEWPORT) for _ in range(4)]
@@ -187,14 +187,14 @@ def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
         for button in teacher.locator('[class*="st-key-tile-"] button').all():
             assert button.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), \
                 f"a tile button's label is cut: {button.inner_text()!r}"
-        teacher.locator(f".st-key-pin-{ids[2]} button").click()
+        teacher.locator(f".st-key-pin-{ids[2]} button").first.click()
         teacher.get_by_text(re.compile(r"Showing on every page now \(pin\)")).wait_for(timeout=10_000)
-        teacher.locator(f".st-key-pause-{ids[1]} button").click()
+        teacher.locator(f".st-key-pause-{ids[1]} button").first.click()
         lags.append(assert_live(students[1], runs, True, "paused by the instructor", "paused", 30))
-        teacher.locator(f".st-key-stop-{ids[2]} button").click()
+        teacher.locator(f".st-key-stop-{ids[2]} button").first.click()
         lags.append(assert_live(students[2], runs, True, "stopped by the instructor", "stopped", 30))
         deadline = time.monotonic() + 15
-        while teacher.locator(f".st-key-stop-{ids[2]} button").is_enabled():   # the tile follows (every 2 s)
+        while teacher.locator(f".st-key-stop-{ids[2]} button").first.is_enabled():   # the tile follows (every 2 s)
             assert time.monotonic() < deadline, "the Class page's tile still offers Stop on a stopped run"
             time.sleep(0.2)
         assert_no_exception(teacher)
@@ -204,7 +204,7 @@ def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
         teacher.goto(f"{url}/Train?run={ids[2]}&present=1")
         wait_connected(teacher)
         teacher.get_by_role("button", name="Leave presenter mode").wait_for()
-        assert not teacher.locator('[data-testid="stSidebar"]').is_visible()
+        teacher.locator('[data-testid="stSidebar"]').wait_for(state="hidden", timeout=10_000)   # its style applies
         assert_no_exception(teacher)
         for s in students:
             assert_no_exception(s)

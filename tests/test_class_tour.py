@@ -72,3 +72,19 @@ def test_another_students_run_is_refused_before_any_confirmation(lab, monkeypatc
     assert any("Someone else started this run" in c.value for c in at.caption)
     assert not any(w.value.startswith("Delete **") for w in at.warning), "no confirmation for a refused delete"
     assert run.store.path.exists()
+
+
+def test_a_message_survives_the_state_watchs_redraw(lab):
+    """watch_states redraws a page whenever any run changes state (in a class, every few seconds): a popped
+    one-shot message (here a configuration link's note) vanished a second after it appeared."""
+    at = open_page("pages/1_Train.py")
+    at.query_params["preset"] = "ring8"
+    at.query_params["steps"] = "5000"
+    at.run()
+    note = lambda: [i.value for i in at.info if "A link filled this form" in i.value]  # noqa: E731
+    assert note(), [i.value for i in at.info]
+    at.session_state["_watch_redraw"] = True   # what the watch sets before its st.rerun()
+    at.run()
+    assert note(), "the redraw wiped the message"
+    at.run()                                   # the next run a person causes drops it
+    assert not note()

@@ -10,6 +10,7 @@ How a page uses it (every page file, also when opened directly by URL on a fresh
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -24,7 +25,7 @@ from ganlab.config import TrainConfig
 from ganlab.registry import RunRegistry, get_registry
 from ganlab.runs import Run, RunView
 from ganlab.store import default_runs_dir
-from ui import session
+from ui import messages, session
 
 RUN_KEY = "run_id"          # session_state key of the selected run id (pages read it)
 URL_KEY = "run"             # query parameter carrying the selected run, so a link opens the same run
@@ -74,7 +75,8 @@ def setup(entry: bool = False) -> RunRegistry:
     # app.py's call draws the session's sidebar pieces; the page's own call in the same script run must not draw
     # them again (two widgets with one key: every page raised StreamlitDuplicateElementKey with a passphrase set).
     # A page file run on its own (a fresh server's deep link before the hand-over, AppTest) draws them itself.
-    if entry or not st.session_state.pop(_ENTRY_DREW, False):
+    if entry or not st.session_state.pop(_ENTRY_DREW, False):   # once per script run
+        messages.begin_run()
         session.remember()
         session.instructor_box()
     if entry:
@@ -152,7 +154,7 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     """
     reg = reg or registry()
     runs = {r.id: r for r in reg.list()}
-    labels = _labels(runs)   # read once: what the page draws is what is watched
+    labels = _labels(_plain(runs))   # read once: what the page draws is what is watched
     url = st.query_params.get(URL_KEY)
     if url and url != st.session_state.get("_run_url") and url in runs:
         st.session_state[RUN_KEY] = url
@@ -186,8 +188,15 @@ def is_mine(run: Run | RunView) -> bool:
     return isinstance(owner, str) and owner == session.me().owner_id
 
 
-def _labels(runs: dict[str, Run]) -> dict[str, str]:
-    return {i: run_label(r) + (" · yours" if is_mine(r) else "") for i, r in runs.items()}
+def _plain(runs: dict[str, Run]) -> dict[str, tuple[str, str | None]]:
+    """Each run's picker label and owner: the part of a label every session shares."""
+    return {i: (run_label(r), r.owner) for i, r in runs.items()}
+
+
+def _labels(plain: dict[str, tuple[str, str | None]]) -> dict[str, str]:
+    """The picker labels as this browser reads them: its own runs marked "yours"."""
+    me = session.me().owner_id
+    return {i: label + (" · yours" if owner == me else "") for i, (label, owner) in plain.items()}
 
 
 def _signature(labels: dict[str, str], selected: Run | None) -> tuple:
@@ -196,18 +205,17 @@ def _signature(labels: dict[str, str], selected: Run | None) -> tuple:
     return tuple(labels.items()), None if selected is None else (selected.id, selected.alive)
 
 
-def watch_states(reg: RunRegistry, drawn: tuple, current: Callable[[], tuple] | None = None) -> None:
+def watch_states(reg: RunRegistry, drawn: tuple) -> None:
     """A quiet fragment that redraws the whole page once what it was drawn from changed: a run was queued and now
     trains, was paused or finished by someone else, renamed, created or deleted. Nothing is drawn; the check is
     a status read per run (cached, at most every 0.1 s), every STATE_POLL_S."""
-    def changed() -> tuple:
-        runs, plain = _shared_runs(reg)
-        me = session.me().owner_id
-        labels = {i: label + (" · yours" if owner == me else "") for i, (label, owner) in plain.items()}
-        return _signature(labels, runs.get(st.session_state.get(RUN_KEY)))
-
     def body() -> None:
-        if (current or changed)() != drawn:
+        runs, plain = _shared_runs(reg)
+        # the run the page was drawn for, not session_state's: a callback in this fragment run may have moved
+        # run_id (the page redraws for that on its own), and comparing against it redrew the page in a loop
+        selected = runs.get(drawn[1][0]) if drawn[1] else None
+        if _signature(_labels(plain), selected) != drawn:
+            messages.redraw_next()
             st.rerun()
 
     with st.container(key="state-watch"):
@@ -226,7 +234,7 @@ def _shared_runs(reg: RunRegistry) -> tuple[dict[str, Run], dict[str, tuple[str,
         now = time.monotonic()
         if _shared.get("reg") is not reg or now - _shared.get("at", -1e9) > _SHARED_S:
             runs = {r.id: r for r in reg.list()}
-            _shared.update(reg=reg, at=now, runs=runs, plain={i: (run_label(r), r.owner) for i, r in runs.items()})
+            _shared.update(reg=reg, at=now, runs=runs, plain=_plain(runs))
         return _shared["runs"], _shared["plain"]
 
 
@@ -268,10 +276,8 @@ def start_run(cfg: TrainConfig, name: str | None = None, reg: RunRegistry | None
 # --- state display ----------------------------------------------------------------------------------------
 def state_badge(view: RunView | Run, key: str | None = None) -> None:
     colour, icon = STATE_STYLE.get(view.state, ("gray", None))
-    if key is None:
-        st.badge(view.state, color=colour, icon=icon)
-        return
-    with st.container(key=key):   # a page's own badge, found by its key (the rehearsal checks it)
+    # a page's own badge sits in a keyed container, so a test finds it; lists of runs draw theirs bare
+    with st.container(key=key) if key else contextlib.nullcontext():
         st.badge(view.state, color=colour, icon=icon)
 
 

@@ -34,6 +34,7 @@ from ganlab.data_specs import SPECS
 from ganlab.dataset import DataError
 from ganlab.store import default_runs_dir
 from ganlab.uploads import check_browser_path, save_upload
+from ui.messages import flash
 
 FORM_GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("Data and model", ("dataset", "data_path", "model", "loss", "conditional", "noise_dim", "g_layers",
@@ -214,7 +215,7 @@ def data_upload(key: str = "cfg") -> None:
     st.file_uploader("Your own data: a CSV of x,y points, or a zip of images", type=["csv", "txt", "zip"],
                      key=f"{key}._upload", on_change=_uploaded, args=(key,),
                      help="Checked in full when it arrives; kept on the server inside the runs folder.")
-    kind, msg = st.session_state.pop(f"{key}._upload_msg", (None, None))
+    kind, msg = flash(f"{key}._upload_msg", (None, None))
     if kind:
         getattr(st, kind)(msg)
 
@@ -247,7 +248,7 @@ def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Sta
                                   icon=":material/rocket_launch:")
             if extra is not None:
                 st.form_submit_button(extra[0], key=f"{key}._extra", on_click=extra[2], args=(key,), icon=extra[1])
-        kind, msg = st.session_state.pop(f"{key}._note", (None, None))
+        kind, msg = flash(f"{key}._note", (None, None))
         if kind:
             getattr(st, kind)(msg)
     return st.session_state.pop(f"{key}._result", None)

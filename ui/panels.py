@@ -16,6 +16,7 @@ from ui import session
 from ui.common import registry, wait_until
 from ui.config_form import field_widget
 from ui.live import mode_bars
+from ui.messages import flash
 
 
 def _command(run_id: str, action: str) -> None:
@@ -29,24 +30,33 @@ def _command(run_id: str, action: str) -> None:
     before = run.view(with_snapshots=False)
     last = lambda v: (v.step, len(v.history["time"]), v.history["time"][-1] if len(v.history["time"]) else 0)  # noqa: E731
     try:
-        if action == "start":
-            run.start()
-            wait_until(run, lambda v: v.state not in ("created", "stopped", "interrupted", "failed"))
-        elif action == "pause":
-            run.pause()
-            wait_until(run, lambda v: v.state not in ("running", "queued") or not run.alive)
-        elif action == "resume":
-            run.resume()
-            wait_until(run, lambda v: v.state != "paused")
-        elif action == "stop":
-            run.stop()
-            wait_until(run, lambda v: not run.alive, timeout=10.0)   # the worker saves a checkpoint, then exits
+        if action in ("start", "pause", "resume", "stop"):
+            command_and_wait(run, action)
         elif action in ("d", "g", "both"):
             run.request_step(action)
             after = wait_until(run, lambda v: last(v) != last(before) or v.state == "failed", timeout=10.0)
             st.session_state["_flash_ok"] = step_feedback(action, before, after)
     except (RuntimeError, ValueError, OSError) as e:
         st.session_state["_flash"] = f"{action} failed: {e}"
+
+
+def command_and_wait(run: Run, action: str) -> None:
+    """Start, pause, resume or stop `run` and wait briefly until its effect shows, so the page drawn next shows it
+    (the Train controls and the Class page's tiles; owner checks are the caller's)."""
+    if action == "start":
+        run.start()
+        wait_until(run, lambda v: v.state not in ("created", "stopped", "interrupted", "failed"))
+    elif action == "pause":
+        run.pause()
+        wait_until(run, lambda v: v.state not in ("running", "queued") or not run.alive)
+    elif action == "resume":
+        run.resume()
+        wait_until(run, lambda v: v.state != "paused")
+    elif action == "stop":
+        run.stop()
+        wait_until(run, lambda v: not run.alive, timeout=10.0)   # the worker saves a checkpoint, then exits
+    else:
+        raise ValueError(f"unknown run command {action!r}")
 
 
 def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
@@ -72,11 +82,11 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
     if not mine:
         st.caption("Someone else started this run: you can watch it and branch it (Runs page); its owner or "
                    "the instructor controls it.")
-    flash = st.session_state.pop("_flash", None)
-    if flash:
-        st.error(flash)
-    done_text = st.session_state.pop("_flash_ok", None)
-    if done_text and not flash:
+    error = flash("_flash")
+    if error:
+        st.error(error)
+    done_text = flash("_flash_ok")
+    if done_text and not error:
         st.success(done_text, icon=":material/skip_next:")
 
 
@@ -124,7 +134,7 @@ def live_settings(run: Run, view: RunView) -> None:
                 field_widget(name, getattr(view.cfg, name), f"live.{run.id}.{name}")
         st.form_submit_button("Apply to the running run", on_click=_apply_live, args=(run.id, names),
                               disabled=not owners.may_command(run.owner, session.me()))
-    kind, msg = st.session_state.pop("_live_msg", (None, None))
+    kind, msg = flash("_live_msg", (None, None))
     if kind == "error":
         st.error(msg)
     elif kind == "ok":

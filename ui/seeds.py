@@ -22,6 +22,7 @@ from ganlab.runs import RunView
 from ui import classroom, session
 from ui.common import STATE_STYLE, state_badge, wait_until
 from ui.live import LIVE_EVERY, chart_option, echart_2d, is_live, show_montage, snapshot_version
+from ui.messages import flash
 
 GROUP_KEY = "seeds.group"     # session_state: the group shown
 URL_KEY = "group"             # ?group=<id>
@@ -172,9 +173,9 @@ def group_grid(group: SeedGroup) -> None:
         if period is not None and not live:
             st.rerun()   # every seed ended: redraw once without the timer
 
-    flash = st.session_state.pop("_seeds_flash", None)
-    if flash:
-        st.warning(flash)
+    refused = flash("_seeds_flash")
+    if refused:
+        st.warning(refused)
     st.caption(f"Seeds {', '.join(map(str, group.seeds))}: {group.note}.")
     with st.container(key="frag-seeds"):
         st.fragment(body, run_every=period)()

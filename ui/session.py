@@ -20,6 +20,7 @@ import streamlit as st
 
 from ganlab.owners import GUESSES, UNLOCK_TTL_S, Who, passphrase_ok, server_secret, unlock_token, unlock_token_ok
 from ganlab.store import default_runs_dir
+from ui.messages import flash
 
 COOKIE = "ganlab_owner"
 UNLOCK_COOKIE = "ganlab_instructor"
@@ -73,9 +74,15 @@ def remember() -> None:
     if st.session_state.get("_owner_cookie"):
         st.empty()
         return
-    st.iframe(f"<script>document.cookie = '{COOKIE}={st.session_state['_owner']}; path=/; "
-              "max-age=31536000; SameSite=Strict';</script>", height=1)
+    _write_cookie(COOKIE, st.session_state["_owner"], 31_536_000)
     st.session_state["_owner_cookie"] = True
+
+
+def _write_cookie(name: str, value: str, max_age: int) -> None:
+    """Set a cookie of this site from a zero-height component (Streamlit has no server-side Set-Cookie);
+    max_age 0 deletes it. Values are hex tokens (and a digit stamp): nothing in them needs quoting."""
+    st.iframe(f"<script>document.cookie = '{name}={value}; path=/; max-age={max_age}; SameSite=Strict';</script>",
+              height=1)
 
 
 def _guess_keys() -> list[str]:
@@ -124,9 +131,7 @@ def _set_unlock_cookie() -> None:
     if value is None:
         st.empty()
         return
-    age = int(UNLOCK_TTL_S) if value else 0
-    st.iframe(f"<script>document.cookie = '{UNLOCK_COOKIE}={value}; path=/; max-age={age}; SameSite=Strict';"
-              "</script>", height=1)
+    _write_cookie(UNLOCK_COOKIE, value, int(UNLOCK_TTL_S) if value else 0)
 
 
 def instructor_box() -> None:
@@ -142,6 +147,6 @@ def instructor_box() -> None:
             st.text_input("Instructor passphrase", type="password", key="_instructor_pass", on_change=_unlock,
                           help="Unlocks stopping, editing and deleting every run. It stays unlocked in this "
                                "browser (also after a reload) until you press Lock.")
-            msg = st.session_state.pop("_instructor_msg", None)
+            msg = flash("_instructor_msg")
             if msg:
                 st.error(msg)
