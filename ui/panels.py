@@ -82,12 +82,15 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
     if not mine:
         st.caption("Someone else started this run: you can watch it and branch it (Runs page); its owner or "
                    "the instructor controls it.")
+    # One slot whether or not there is a message: a message that appears must not move the charts below it
+    # to another place in the page (Streamlit would remount them: the 2D panel flickered after each step).
+    note = st.empty()
     error = flash("_flash")
-    if error:
-        st.error(error)
     done_text = flash("_flash_ok")
-    if done_text and not error:
-        st.success(done_text, icon=":material/skip_next:")
+    if error:
+        note.error(error)
+    elif done_text:
+        note.success(done_text, icon=":material/skip_next:")
 
 
 def step_feedback(action: str, before: RunView, after: RunView) -> str:
