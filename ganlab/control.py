@@ -70,15 +70,45 @@ class CommandReader:
 
 
 # --- locks ------------------------------------------------------------------------------------------------
-def try_lock(path: Path) -> int | None:
-    """An open fd holding an exclusive flock on `path`, or None when another holder has it."""
+LOCK_PATIENCE_S = 0.1   # how long a taker waits out a probe (`is_locked`), which holds a lock for microseconds
+
+
+def try_lock(path: Path, patience: float = LOCK_PATIENCE_S) -> int | None:
+    """An open fd holding an exclusive flock on `path`, or None when another holder has it. A lock that stays
+    taken for `patience` s counts as held: a probe of `is_locked` takes it only for an instant (a worker that
+    gave up on a probe's instant left its run interrupted before it started: a flake under CI's load)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        except OSError:
+            break
+    os.close(fd)
+    return None
+
+
+def is_locked(path: Path) -> bool:
+    """Someone holds the exclusive flock on `path`. The probe takes a shared lock, so probes never block each
+    other, and a taker's `try_lock` waits out its instant."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        os.close(fd)
-        return None
-    return fd
+        return False   # no lock file (or its directory is gone): nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)   # closing drops the shared lock
+    return False
 
 
 def release(fd: int | None) -> None:
@@ -94,17 +124,7 @@ def worker_alive(run_dir: Path, local: bool = True) -> bool:
     whose flock this host may not see, a fresh heartbeat counts instead."""
     if not local:
         return heartbeat_fresh(run_dir)
-    path = Path(run_dir) / WORKER_LOCK
-    if not path.exists():
-        return False
-    try:
-        fd = try_lock(path)
-    except OSError:
-        return False   # the run directory is gone
-    if fd is None:
-        return True
-    release(fd)
-    return False
+    return is_locked(Path(run_dir) / WORKER_LOCK)
 
 
 def heartbeat_fresh(run_dir: Path) -> bool:
@@ -158,11 +178,7 @@ def slot_holders(runs_dir: Path, max_active: int) -> list[str]:
     out = []
     for i in range(max(1, max_active)):
         path = Path(runs_dir) / ".slots" / f"slot-{i}.lock"
-        if not path.exists():
-            continue
-        fd = try_lock(path)
-        if fd is not None:
-            release(fd)
+        if not is_locked(path):
             continue
         try:
             out.append(path.read_text()[:100])

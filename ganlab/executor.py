@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -165,6 +166,21 @@ class ProcessExecutor:
                 proc.kill()
 
 
+def _serve(worker: Any, stores: list[RunStore], launch: str) -> None:
+    """A thread worker's body: as a worker process's reaper does, a worker that raises or returns with its run
+    still live leaves a message saying so (not the bare 'the process training this run ended')."""
+    try:
+        if worker.serve() == "":
+            return   # another worker has the run
+    except BaseException as e:  # noqa: BLE001 - the thread ends here; the run says why
+        traceback.print_exc()
+        how = f"raised {type(e).__name__}: {e}"
+    else:
+        how = "returned without ending the run"
+    for store in stores:
+        worker_died(store, how, launch)
+
+
 class ThreadExecutor:
     name = "thread"
 
@@ -177,7 +193,8 @@ class ThreadExecutor:
         from .worker import Worker
         worker = Worker(store.path, offset=offset, paused=paused, max_active=max_active, launch=launch,
                         quality_fn=self.quality_fn)
-        thread = threading.Thread(target=worker.serve, name=f"ganlab-run-{store.run_id}", daemon=True)
+        thread = threading.Thread(target=_serve, args=(worker, [store], launch), name=f"ganlab-run-{store.run_id}",
+                                  daemon=True)
         with self._lock:
             self._threads[store.run_id] = (thread, store.path)
         thread.start()
@@ -187,7 +204,8 @@ class ThreadExecutor:
         from .ensemble_worker import GroupWorker
         worker = GroupWorker([s.path for s in stores], offsets=offsets, paused=paused, max_active=max_active,
                              launch=launch, quality_fn=self.quality_fn)
-        thread = threading.Thread(target=worker.serve, name=f"ganlab-group-{stores[0].run_id}", daemon=True)
+        thread = threading.Thread(target=_serve, args=(worker, stores, launch), name=f"ganlab-group-{stores[0].run_id}",
+                                  daemon=True)
         with self._lock:
             for store in stores:
                 self._threads[store.run_id] = (thread, store.path)

@@ -231,6 +231,7 @@ def test_hammering_several_runs_with_the_cap_in_play(tmp_path):
             assert np.all(np.diff(steps) >= 0), "history steps never go backwards"
         assert control.slot_holders(registry.runs_dir, 2) == [], "a training slot leaked: later runs would queue"
         late = registry.create(tiny(), "after the storm")
-        wait_for(lambda: late.state == "running" and late.step > 0, "a new run to get a slot")
+        wait_for(lambda: late.state == "running" and late.step > 0,
+                 lambda: f"a new run to get a slot: {late.state}, {late.message}")
     finally:
         registry.shutdown(timeout=20)
