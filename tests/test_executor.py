@@ -265,3 +265,43 @@ def test_exit_descriptions():
     assert "out-of-memory" in executor.describe_exit(-signal.SIGKILL)
     assert executor.describe_exit(3) == "exited with code 3"
 
+
+
+def test_a_liveness_probe_never_makes_a_taker_give_up(tmp_path):
+    """Pages ask `worker_alive` many times a second while a worker takes its run's lock. The probe once took the
+    exclusive lock for an instant, and a worker that met that instant gave up ('another worker has the run'): the
+    run showed 'interrupted' before its first step. Probes share a lock and a taker waits out their instant."""
+    import threading
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lock = run_dir / control.WORKER_LOCK
+    lock.touch()
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            control.worker_alive(run_dir)
+    probes = [threading.Thread(target=probe, daemon=True) for _ in range(3)]
+    for t in probes:
+        t.start()
+    try:
+        refused = 0
+        for _ in range(300):
+            fd = control.try_lock(lock)
+            if fd is None:
+                refused += 1
+                continue
+            assert control.worker_alive(run_dir), "a held lock reads as a live worker"
+            control.release(fd)
+        assert refused == 0, f"{refused} of 300 takes gave up on a probe"
+    finally:
+        done.set()
+        for t in probes:
+            t.join()
+    held = control.try_lock(lock)   # a real holder still refuses a second taker, after the patience
+    try:
+        t0 = time.monotonic()
+        assert control.try_lock(lock) is None and time.monotonic() - t0 < 1.0
+        assert control.slot_holders(tmp_path, 1) == []   # no slot files: nothing held
+    finally:
+        control.release(held)
