@@ -12,7 +12,6 @@ from ui.common import run_picker, setup, start_run, state_badge, state_message
 from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
 from ui.draw import DRAW_BUTTON, draw_data, drawn_run_name
 from ui.live import history_charts, live_fragment, model_overview
-from ui.messages import flash
 from ui.panels import live_settings, progress, quality_panel, run_controls
 
 reg = setup()
@@ -30,7 +29,7 @@ if links.is_config_link(link):   # a configuration link fills the form; it never
 def new_run_form(expanded: bool) -> None:
     """Preset + full config form; Start creates the run, selects it and redraws the page."""
     with st.expander("New run", expanded=expanded, icon=":material/add:"):
-        note = flash("cfg._linked")
+        note = st.session_state.get("cfg._linked")   # kept until the run starts: reruns must not wipe it
         if note is not None:
             st.info("A link filled this form: check it and press **Start new run** to train it. " + note)
         preset = preset_picker("cfg")
@@ -47,6 +46,7 @@ def new_run_form(expanded: bool) -> None:
             except (OSError, ValueError) as e:   # a bad run name or an unwritable runs directory
                 st.error(f"Could not start the run: {e}")
             else:
+                st.session_state.pop("cfg._linked", None)
                 st.rerun()
 
 

@@ -107,21 +107,26 @@ def _unlock(page, url: str) -> None:
     page.get_by_text("Instructor: every run is unlocked.").wait_for(timeout=15_000)
 
 
-def _start_from_link(page, url: str) -> str:
+def _start_from_link(page, url: str, runs: Path) -> str:
     """A student opens the configuration link the instructor shared (ring8, long enough to outlast the
-    rehearsal) and presses Start new run."""
+    rehearsal) and presses Start new run; returns the new run's id. The page shows the newest run (another
+    student's) in its URL before the press, so the id is the first one in the URL that was not there before."""
+    before = {p.name for p in runs.iterdir()}
     page.goto(f"{url}/Train?preset=ring8&steps=500000")
     wait_connected(page)
     page.get_by_text("A link filled this form").wait_for()
     page.get_by_role("button", name="Start new run").first.click()
-    page.wait_for_url(re.compile(r"/Train\?.*run="), timeout=30_000)
+    deadline = time.monotonic() + 30
+    while "run=" not in page.url or _run_id(page) in before:
+        assert time.monotonic() < deadline, f"Start new run did not open a new run ({page.url})"
+        time.sleep(0.1)
     wait_connected(page)
     page.locator(".st-key-run-badge").wait_for()
     return _run_id(page)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 25: passes through presenter mode; one try of two saw a run paused "
-                   "from the Class page read 'running' again within 2.5 s, with no resume command sent: not yet found")
+@pytest.mark.xfail(strict=False, reason="issue 25: passes on an idle machine; under load (a second suite beside it) a "
+                   "state watch redraw can swallow a press of 'Start new run', or a page keeps redrawing for 60 s")
 def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
     url, runs = rehearsal
     contexts = [chromium_browser.new_context(viewport=VIEWPORT) for _ in range(4)]
@@ -159,7 +164,8 @@ def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
             s.locator(".st-key-class-banner").get_by_role("button", name="Dismiss").click()
 
         # three students start runs: two train (GANLAB_MAX_ACTIVE=2), the third waits for a slot
-        ids = [_start_from_link(s, url) for s in students]
+        ids = [_start_from_link(s, url, runs) for s in students]
+        assert len(set(ids)) == 3, ids
         assert_live(students[0], runs, True, "first student's run trains", "running")
         assert_live(students[1], runs, True, "second student's run trains", "running")
         lags.append(assert_live(students[2], runs, True, "third student's run waits for a slot", "queued"))

@@ -12,6 +12,7 @@ from ganlab.diagnose import diagnose
 from ganlab.loss_specs import LOSS_SPECS
 from ganlab.metrics import quality_rows
 from ganlab.runs import Run, RunView
+from ganlab.states import RunState
 from ui import session
 from ui.common import registry, wait_until
 from ui.config_form import field_widget
@@ -64,11 +65,13 @@ def run_controls(run: Run, view: RunView, key: str = "ctl") -> None:
     s, alive = view.state, run.alive
     mine = owners.may_command(run.owner, session.me())
     done = s in ("finished", "diverged")
+    final = RunState.parse(s, RunState.INTERRUPTED).final
     buttons = [
         ("Start", "start", ":material/play_arrow:", alive or s not in ("created", "stopped", "interrupted", "failed")),
         ("Pause", "pause", ":material/pause:", s not in ("running", "queued")),
         ("Resume", "resume", ":material/resume:", s != "paused"),
-        ("Stop", "stop", ":material/stop:", not alive and s not in ("running", "queued", "paused")),
+        # a stopped or finished run's worker may still be saving and exiting: there is nothing left to stop
+        ("Stop", "stop", ":material/stop:", s not in ("running", "queued", "paused") and (not alive or final)),
         ("Step D", "d", None, done or s == "failed"),
         ("Step G", "g", None, done or s == "failed"),
         ("Step both", "both", ":material/skip_next:", done or s == "failed"),
