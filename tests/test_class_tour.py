@@ -86,5 +86,7 @@ def test_a_message_survives_the_state_watchs_redraw(lab):
     at.session_state["_watch_redraw"] = True   # what the watch sets before its st.rerun()
     at.run()
     assert note(), "the redraw wiped the message"
-    at.run()                                   # the next run a person causes drops it
-    assert not note()
+    at.run()                                   # a person's rerun keeps it too: the form still holds the link
+    assert note(), "a rerun wiped the link's note"
+    [b for b in at.button if b.label == "Start new run"][0].click().run()   # starting the run ends it
+    assert not note() and len(lab.list()) == 1, [i.value for i in at.info]
