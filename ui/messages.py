@@ -1,6 +1,6 @@
 """One-shot messages that survive the state watch's redraws.
 
-A button callback leaves a message in st.session_state (an error, "Sent", a link's note) and the page pops it
+A button callback leaves a message in st.session_state (an error, "Sent", an upload's verdict) and the page pops it
 when it draws. ui.common.watch_states redraws a page whenever any run changes state, which in a class is every
 few seconds: a popped message vanished a second after it appeared. `flash(key)` takes the message and keeps it
 for the redraws the watch asks for (`redraw_next`); the next script run a person causes drops it (`begin_run`,
@@ -23,7 +23,7 @@ def begin_run() -> None:
 
 
 def flash(key: str, default=None):
-    """Take the one-shot message a callback left under `key` (an error, "Sent", a link's note) and remember it, so
+    """Take the one-shot message a callback left under `key` (an error, "Sent", an upload's verdict) and remember it, so
     the redraws watch_states asks for while someone else's run changes state show it again instead of wiping it
     a second after it appeared; the next run a person causes drops it."""
     shown = st.session_state.setdefault(_SHOWN, {})
