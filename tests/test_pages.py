@@ -319,3 +319,20 @@ def test_train_shows_the_noise_beside_the_2d_view_for_1d_noise(lab: RunRegistry)
     assert len(noise) == 1 and noise[0]["title"]["text"] == "Noise z ~ N(0, I)"
     assert noise[0]["series"][0]["data"] == [{"coords": [[-3.0, 0.0], [3.0, 0.0]]}]   # 1-d: a line of z
     assert any(c.value.startswith("Noise at step 40:") for c in at.caption)
+
+
+def test_two_runs_with_one_name_started_in_one_second_have_distinct_picker_labels(lab: RunRegistry) -> None:
+    """The browser picks by label: two ring8 runs started in the same second (a class pressing Start together)
+    had one label, so picking the second selected the first."""
+    small = get_preset("ring8").config(steps=10)
+    for _ in range(5):
+        a, b = lab.create(small, "ring8", start=False), lab.create(small, "ring8", start=False)
+        if a.id[:15] == b.id[:15]:
+            break
+    assert a.id[:15] == b.id[:15], "could not create two runs in one second"
+    at = open_page("pages/4_Discriminator.py", a.id)
+    labels = at.selectbox(key="_run_picker").options
+    assert len(set(labels)) == len(labels), labels
+    at.selectbox(key="_run_picker").select(b.id).run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == b.id

@@ -10,6 +10,7 @@ How a page uses it (every page file, also when opened directly by URL on a fresh
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -153,8 +154,10 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     ourselves (a shared link, a fresh tab) wins once; afterwards the picker drives both.
     """
     reg = reg or registry()
-    runs = {r.id: r for r in reg.list()}
-    labels = _labels(_plain(runs))   # read once: what the page draws is what is watched
+    # a fresh listing, and the one every watch compares with from now on: a watch that read an older one redrew
+    # the page it had just been drawn with, again and again for as long as that one was kept (18 runs in 0.25 s)
+    runs, plain = _shared_runs(reg, fresh=True)
+    labels = _labels(plain)   # read once: what the page draws is what is watched
     url = st.query_params.get(URL_KEY)
     if url and url != st.session_state.get("_run_url") and url in runs:
         st.session_state[RUN_KEY] = url
@@ -167,6 +170,10 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
             st.caption("No runs yet: start one from **Home** or **Train**.")
         else:
             st.session_state["_run_picker"] = current   # keep the widget in step with run_id
+            shown = st.session_state.setdefault("_picker_shown", {})
+            if len(shown) > 2000:
+                shown.clear()
+            shown.update({label: i for i, label in labels.items()})
             st.selectbox("Run", list(runs), key="_run_picker", format_func=lambda i: labels.get(i, i),
                          on_change=_picked, help="The run every page shows. The URL keeps it: share the link.")
         watch_states(reg, _signature(labels, runs.get(current)))
@@ -189,8 +196,13 @@ def is_mine(run: Run | RunView) -> bool:
 
 
 def _plain(runs: dict[str, Run]) -> dict[str, tuple[str, str | None]]:
-    """Each run's picker label and owner: the part of a label every session shares."""
-    return {i: (run_label(r), r.owner) for i, r in runs.items()}
+    """Each run's picker label and owner: the part of a label every session shares. Labels are unique: the
+    browser picks by label, so two ring8 runs started in one second (a class pressing Start together) get the
+    rest of their ids too, or a pick of one would select the other."""
+    labels = {i: run_label(r) for i, r in runs.items()}
+    twice = {label for label, n in collections.Counter(labels.values()).items() if n > 1}
+    return {i: (f"{label} · {i[15:].lstrip('-')}" if label in twice else label, runs[i].owner)
+            for i, label in labels.items()}
 
 
 def _labels(plain: dict[str, tuple[str, str | None]]) -> dict[str, str]:
@@ -227,19 +239,28 @@ _shared: dict = {}
 _shared_lock = threading.Lock()
 
 
-def _shared_runs(reg: RunRegistry) -> tuple[dict[str, Run], dict[str, tuple[str, str | None]]]:
+def _shared_runs(reg: RunRegistry, fresh: bool = False) -> tuple[dict[str, Run], dict[str, tuple[str, str | None]]]:
     """reg.list() and each run's (label, owner), shared by every session's watch for _SHARED_S (listing and
-    labelling 40 runs costs ~3 ms of CPU; each session then only adds its own "yours")."""
+    labelling 40 runs costs ~3 ms of CPU; each session then only adds its own "yours"). `fresh` lists now: a page
+    drawn from a listing leaves it here, so no watch compares that page with an older one."""
     with _shared_lock:
         now = time.monotonic()
-        if _shared.get("reg") is not reg or now - _shared.get("at", -1e9) > _SHARED_S:
+        if fresh or _shared.get("reg") is not reg or now - _shared.get("at", -1e9) > _SHARED_S:
             runs = {r.id: r for r in reg.list()}
             _shared.update(reg=reg, at=now, runs=runs, plain=_plain(runs))
         return _shared["runs"], _shared["plain"]
 
 
 def _picked() -> None:
-    st.session_state[RUN_KEY] = st.session_state["_run_picker"]
+    """The browser sends the picked option's label. One drawn before a run's state changed (a pick, or any
+    fragment's tick, sent while the new labels were on their way) matches no option now, and Streamlit hands it
+    over as the label itself: it is mapped back to its run. Taken as an id, it selected the newest run, another
+    student's, in the middle of a class."""
+    value = st.session_state["_run_picker"]
+    shown = st.session_state.get("_picker_shown", {})
+    run_id = value if value in shown.values() else shown.get(value)
+    if run_id is not None:
+        st.session_state[RUN_KEY] = run_id
 
 
 def select_run(run_id: str) -> None:
