@@ -148,24 +148,33 @@ def cuda_present() -> bool:
 
 
 def field_widget(name: str, value: Any, wkey: str, error: str | None = None) -> None:
-    """One config field as the fitting widget; its value lives in st.session_state[wkey]."""
+    """One config field as the fitting widget; its value lives in st.session_state[wkey].
+
+    The widget is also given that value as its default. Inside a form the browser does not keep a value the
+    server set: after a later rerun (another run's state changing) it showed each field's default, an empty
+    "G hidden widths" and noise dim 0, and Start sent those, so a configuration link a student opened was lost
+    before they pressed Start."""
     if wkey not in st.session_state:
         st.session_state[wkey] = value
+    now = st.session_state[wkey]
     label, help_ = LABELS.get(name, name.replace("_", " ")), HELP.get(name)
     kind = _types()[name]
     if name in CHOICES:
         fmt = (lambda d: d if dataset_available(d)[0] else f"{d} (unavailable)") if name == "dataset" else str
-        st.selectbox(label, CHOICES[name], key=wkey, format_func=fmt,
-                     help=getattr(SPECS.get(st.session_state[wkey]), "info", None) if name == "dataset" else help_)
+        options = list(CHOICES[name])
+        st.selectbox(label, options, key=wkey, format_func=fmt, index=options.index(now) if now in options else 0,
+                     help=getattr(SPECS.get(now), "info", None) if name == "dataset" else help_)
     elif kind == "bool":
         no_cuda = name in CUDA_ONLY and not cuda_present()
-        st.checkbox(label, key=wkey, help=NO_CUDA_HELP if no_cuda else help_, disabled=no_cuda)
+        st.checkbox(label, key=wkey, value=bool(now), help=NO_CUDA_HELP if no_cuda else help_, disabled=no_cuda)
     elif kind == "int":
-        st.number_input(label, key=wkey, step=1, format="%d", help=help_)
+        st.number_input(label, key=wkey, value=now if isinstance(now, int) else None, step=1, format="%d",
+                        help=help_)
     elif kind == "float":
-        st.number_input(label, key=wkey, step=FLOAT_STEPS.get(name, 0.1), format="%g", help=help_)
+        st.number_input(label, key=wkey, value=float(now) if isinstance(now, (int, float)) else None,
+                        step=FLOAT_STEPS.get(name, 0.1), format="%g", help=help_)
     else:
-        st.text_input(label, key=wkey, help=help_)
+        st.text_input(label, key=wkey, value=now if isinstance(now, str) else "", help=help_)
     if error:
         st.error(error, icon=":material/error:")
 
