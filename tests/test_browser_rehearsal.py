@@ -131,7 +131,7 @@ def _start_from_link(page, url: str, runs: Path) -> str:
     while "run=" not in _url(page) or _run_id(page) in before:
         if time.monotonic() > deadline:
             screenshot(page, "rehearsal-start-new-run")
-        assert time.monotonic() < deadline, f"Start new run did not open a new run ({_url(page)})"
+            pytest.fail(f"Start new run did not open a new run ({_url(page)})")
         page.wait_for_timeout(100)
     wait_connected(page)
     page.locator(".st-key-run-badge").wait_for()
