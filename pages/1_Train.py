@@ -8,7 +8,7 @@ from ganlab.config import get_preset
 from ganlab.lineage import parent_text
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
-from ui.common import run_picker, setup, start_run, state_badge, state_message
+from ui.common import picked_view, run_picker, setup, start_run, state_badge, state_message
 from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
 from ui.draw import DRAW_BUTTON, draw_data, drawn_run_name
 from ui.live import history_charts, live_fragment, model_overview
@@ -56,7 +56,7 @@ if run is None:
     new_run_form(expanded=True)
     st.stop()
 
-view = run.view(with_snapshots=False)
+view = picked_view(run)
 head, badge = st.columns([6, 1], vertical_alignment="center")
 head.title(view.name)
 with badge:

@@ -130,10 +130,10 @@ def _icon():
     return img
 
 
-def run_label(run: Run) -> str:
+def run_label(run: Run, state: str | None = None) -> str:
     """Name, state and the id's time stamp: two runs with one name stay apart in every picker."""
     stamp = run.id[:15].replace("-", " ") if run.id[:8].isdigit() else run.id[:15]
-    return f"{run.name} · {run.state} · {stamp}"
+    return f"{run.name} · {state or run.state} · {stamp}"
 
 
 def run_page(title: str) -> Run:
@@ -165,6 +165,16 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     if current not in runs:
         current = next(iter(runs), None)   # newest run by default, so a page never opens empty by accident
     st.session_state[RUN_KEY] = current
+    if current is not None:
+        # the view the page draws its badge and buttons from, read before the labels: one read of the run's
+        # state for both (a label from the listing and a badge from a later read disagreed when a run was
+        # paused in between, until the next watch tick; in a busy class, for more than 2 s)
+        view = runs[current].summary()
+        st.session_state[_VIEW_KEY] = view
+        again = _shared_runs(reg, fresh=True) if view.state != plain[current][2] else None
+        if again is not None and current in again[0]:   # the run's state in the listing is the view's now
+            runs, plain = again
+            labels = _labels(plain)
     with st.sidebar:
         if not runs:
             st.caption("No runs yet: start one from **Home** or **Train**.")
@@ -176,7 +186,7 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
             shown.update({label: i for i, label in labels.items()})
             st.selectbox("Run", list(runs), key="_run_picker", format_func=lambda i: labels.get(i, i),
                          on_change=_picked, help="The run every page shows. The URL keeps it: share the link.")
-        watch_states(reg, _signature(labels, runs.get(current)))
+        watch_states(reg, _signature(labels, runs.get(current), plain[current][2] if current in plain else None))
     if current is None:
         if URL_KEY in st.query_params:
             del st.query_params[URL_KEY]
@@ -186,6 +196,15 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     return runs.get(current)
 
 
+def picked_view(run: Run) -> RunView:
+    """The selected run's summary (state, step, config; no history) the sidebar's picker label was drawn from: a
+    page's badge and buttons drawn from it say what the picker says. For the page's script after run_picker, not
+    a fragment (a fragment's rerun does not draw the picker again)."""
+    view = st.session_state.get(_VIEW_KEY)
+    return view if isinstance(view, RunView) and view.id == run.id else run.summary()
+
+
+_VIEW_KEY = "_picked_view"
 STATE_POLL_S = 1.0   # a badge, a picker label or a button's enabled state lags status.json by at most this
 
 
@@ -195,38 +214,48 @@ def is_mine(run: Run | RunView) -> bool:
     return isinstance(owner, str) and owner == session.me().owner_id
 
 
-def _plain(runs: dict[str, Run]) -> dict[str, tuple[str, str | None]]:
-    """Each run's picker label and owner: the part of a label every session shares. Labels are unique: the
-    browser picks by label, so two ring8 runs started in one second (a class pressing Start together) get the
-    rest of their ids too, or a pick of one would select the other."""
-    labels = {i: run_label(r) for i, r in runs.items()}
+Plain = dict[str, tuple[str, str | None, str]]   # run id -> (label, owner, state the label was made with)
+
+
+def _plain(runs: dict[str, Run]) -> Plain:
+    """Each run's picker label, owner and state: the part of a label every session shares. Labels are unique:
+    the browser picks by label, so two ring8 runs started in one second (a class pressing Start together) get
+    the rest of their ids too, or a pick of one would select the other."""
+    states = {i: r.state for i, r in runs.items()}
+    labels = {i: run_label(r, states[i]) for i, r in runs.items()}
     twice = {label for label, n in collections.Counter(labels.values()).items() if n > 1}
-    return {i: (f"{label} · {i[15:].lstrip('-')}" if label in twice else label, runs[i].owner)
+    return {i: (f"{label} · {i[15:].lstrip('-')}" if label in twice else label, runs[i].owner, states[i])
             for i, label in labels.items()}
 
 
-def _labels(plain: dict[str, tuple[str, str | None]]) -> dict[str, str]:
+def _labels(plain: Plain) -> dict[str, str]:
     """The picker labels as this browser reads them: its own runs marked "yours"."""
     me = session.me().owner_id
-    return {i: label + (" · yours" if owner == me else "") for i, (label, owner) in plain.items()}
+    return {i: label + (" · yours" if owner == me else "") for i, (label, owner, _) in plain.items()}
 
 
-def _signature(labels: dict[str, str], selected: Run | None) -> tuple:
+def _signature(labels: dict[str, str], selected: Run | None, state: str | None) -> tuple:
     """What the page's parts outside its live fragments were drawn from: every run's picker label (name, state),
-    and whether the selected run has a worker (the Start and Stop buttons follow it)."""
-    return tuple(labels.items()), None if selected is None else (selected.id, selected.alive)
+    and the selected run's state and whether it has a worker (its badge and its Start, Pause and Stop buttons)."""
+    return tuple(labels.items()), None if selected is None else (selected.id, selected.alive, state)
 
 
 def watch_states(reg: RunRegistry, drawn: tuple) -> None:
     """A quiet fragment that redraws the whole page once what it was drawn from changed: a run was queued and now
     trains, was paused or finished by someone else, renamed, created or deleted. Nothing is drawn; the check is
     a status read per run (cached, at most every 0.1 s), every STATE_POLL_S."""
+    ticks: list[bool] = []
+
     def body() -> None:
+        if not ticks:   # the call inside the page's own run: a rerun there would drop that run's button press
+            ticks.append(True)
+            return
         runs, plain = _shared_runs(reg)
         # the run the page was drawn for, not session_state's: a callback in this fragment run may have moved
         # run_id (the page redraws for that on its own), and comparing against it redrew the page in a loop
         selected = runs.get(drawn[1][0]) if drawn[1] else None
-        if _signature(_labels(plain), selected) != drawn:
+        # the selected run's own state (re-read every 0.1 s), not only its label in the shared listing (0.3 s)
+        if _signature(_labels(plain), selected, selected.state if selected else None) != drawn:
             messages.redraw_next()
             st.rerun()
 
@@ -239,7 +268,7 @@ _shared: dict = {}
 _shared_lock = threading.Lock()
 
 
-def _shared_runs(reg: RunRegistry, fresh: bool = False) -> tuple[dict[str, Run], dict[str, tuple[str, str | None]]]:
+def _shared_runs(reg: RunRegistry, fresh: bool = False) -> tuple[dict[str, Run], Plain]:
     """reg.list() and each run's (label, owner), shared by every session's watch for _SHARED_S (listing and
     labelling 40 runs costs ~3 ms of CPU; each session then only adds its own "yours"). `fresh` lists now: a page
     drawn from a listing leaves it here, so no watch compares that page with an older one."""

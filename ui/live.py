@@ -39,15 +39,25 @@ def live_fragment(run: Run, render: Callable[[RunView], Any], *, key: str, every
     """Draw `render(run.view())` in a fragment that refreshes while the run trains.
 
     `every` overrides the period (e.g. an animation); then `render` returning True keeps the timer going.
-    When the run stops training, one full st.rerun() redraws the page without a timer.
+    When the run stops training, one full st.rerun() redraws the page without a timer; when its state changes,
+    one full st.rerun() redraws what the page shows outside the fragment (a second chance beside the state
+    watch's, on a timer of its own: the page follows sooner).
     """
-    period = every if every is not None else live(run.view(with_snapshots=False), run)
+    drawn = run.view(with_snapshots=False)
+    period = every if every is not None else live(drawn, run)
+
+    ticks: list[bool] = []   # empty in the page's own run, where a rerun would drop a button press below
 
     def body() -> None:
         view = run.view()
         keep = render(view)
+        if not ticks:
+            ticks.append(True)
+            return
         if period is not None and not (keep or is_live(view, run)):
             st.rerun()   # the run ended (or the animation did): redraw once, without polling
+        if every is None and view.state != drawn.state:
+            st.rerun()   # queued -> running: the badge and buttons outside follow now, not at the state watch's tick
 
     # Fragment ids hash the function name and the parent container's path; a container of its own keeps
     # two live fragments on one page apart.
