@@ -19,7 +19,8 @@ under limits and sends back plain data.
 - The pool keeps SPARES children started ahead (a fresh interpreter that imports torch costs 1-3 s here), reuses
   a child across calls (so a child's caches, such as be_d's networks, stay warm; a refusal is an exception and
   leaves the child clean), and replaces one that died or ran out of memory. `retire=True` ends the child after
-  its call (a reused child costs ~0.5 ms a call, a fresh one 2-3 s of start-up on this machine).
+  its call (a reused child costs ~0.5 ms a call, a fresh one 2-3 s of start-up on this machine). Children a burst
+  started beyond the spares end after IDLE_S idle, and each child ends after MAX_CALLS calls.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ TASKS = {
 }
 SPARES = 1                   # idle children kept ready
 MAX_CHILDREN = 4             # children at once; a call waits (within its wall limit) for one to free
+IDLE_S = 60.0                # an idle child beyond the SPARES ends after this (each holds torch: ~250 MB)
+MAX_CALLS = 500              # a child ends after this many calls, so no task's leftovers build up in it
 BOOT_S = 90.0                # a child's start (it imports torch) may take this long on a loaded machine
 MAX_REPLY = 256 * 2**20      # bytes a reply may have
 _HEADER = struct.Struct("<Q")
@@ -158,6 +161,8 @@ class _Child:
         self.proc = subprocess.Popen([sys.executable, "-m", "ganlab.sandbox"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
         self.ready = False
+        self.calls = 0
+        self.idle_since = time.monotonic()
 
     def kill(self) -> None:
         try:
@@ -207,10 +212,12 @@ class _Child:
 
 
 class Pool:
-    """Up to MAX_CHILDREN children, SPARES of them kept idle and ready (thread-safe)."""
+    """Up to MAX_CHILDREN children, SPARES of them kept idle and ready (thread-safe). A burst of calls starts
+    more; those end once idle for `idle_s`, and every child ends after `max_calls` calls."""
 
-    def __init__(self, spares: int = SPARES, max_children: int = MAX_CHILDREN) -> None:
-        self.spares = spares
+    def __init__(self, spares: int = SPARES, max_children: int = MAX_CHILDREN, idle_s: float = IDLE_S,
+                 max_calls: int = MAX_CALLS) -> None:
+        self.spares, self.idle_s, self.max_calls = spares, idle_s, max_calls
         self._idle: list[_Child] = []
         self._all: set[_Child] = set()
         self._slots = threading.BoundedSemaphore(max_children)
@@ -233,8 +240,28 @@ class Pool:
             return child
 
     def _give_back(self, child: _Child) -> None:
+        child.calls += 1
+        if child.calls >= self.max_calls:
+            self._drop(child)
+            return
+        child.idle_since = time.monotonic()
         with self._lock:
             self._idle.append(child)
+            extra = len(self._idle) > self.spares
+        if extra:   # trimmed once it has been idle that long (a later call may take it first)
+            timer = threading.Timer(self.idle_s, self.trim)
+            timer.daemon = True
+            timer.start()
+
+    def trim(self) -> None:
+        """End the idle children beyond the spares that have been idle for idle_s (the least recently used)."""
+        now = time.monotonic()
+        with self._lock:
+            old = [c for c in self._idle[:max(0, len(self._idle) - self.spares)] if now - c.idle_since >= self.idle_s]
+            self._idle = [c for c in self._idle if c not in old]
+            self._all.difference_update(old)
+        for child in old:
+            child.kill()
 
     def _drop(self, child: _Child) -> None:
         child.kill()

@@ -4,6 +4,7 @@ killed by a signal, past its time, CPU or memory, and a 2.5M-row CSV. Each must 
 calling process lives on; the CLI exits 2 with one line, never 139/134 or a traceback."""
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import signal
@@ -105,6 +106,34 @@ def test_a_child_killed_by_a_signal_or_a_limit_is_a_refusal_and_the_pool_goes_on
         assert pool.call("selftest_echo", {"a": np.arange(3), "b": "ok"})["b"] == "ok"
         with pytest.raises(ValueError, match="no sandbox task"):
             pool.call("os.system", "true")
+    finally:
+        pool.close()
+
+
+def test_children_a_burst_started_end_once_idle_and_every_child_ends_after_its_calls() -> None:
+    pool = sandbox.Pool(spares=1, max_children=3, idle_s=0.5)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as ex:   # three at once: three children
+            list(ex.map(lambda _: pool.call("selftest_sleep", 1.0), range(3)))
+        burst = set(pool._all)
+        assert len(burst) == 3
+        deadline = time.monotonic() + 15
+        while len(pool._all) > 1:
+            assert time.monotonic() < deadline, f"{len(pool._all)} children still idle after the burst"
+            time.sleep(0.1)
+        ended = burst - pool._all
+        assert len(ended) == 2 and all(c.proc.wait(5) is not None for c in ended)
+        assert pool.call("selftest_echo", "still here") == "still here"   # on the spare that was kept
+    finally:
+        pool.close()
+    pool = sandbox.Pool(spares=0, max_children=1, max_calls=3)
+    try:
+        for _ in range(2):
+            pool.call("selftest_echo", 1)
+        (child,) = pool._all
+        pool.call("selftest_echo", 1)
+        assert child not in pool._all and child.proc.wait(5) is not None
+        assert pool.call("selftest_echo", 2) == 2 and child not in pool._all
     finally:
         pool.close()
 
