@@ -5,6 +5,7 @@ from apptest_util import open_page
 from engine_util import tiny, wait_for
 
 from ganlab import control
+from ui.common import picker_key
 
 
 def test_a_queued_branch_reads_its_start_step(lab):
@@ -48,7 +49,7 @@ def test_home_points_to_the_first_lesson_and_lists_say_which_runs_are_mine(lab, 
     assert any(LESSONS[0].title in i.value and "first lesson" in i.value for i in at.info)
     links = [el.proto for el in at.get("page_link")]
     assert any(p.page.endswith("5_Learn.py") or "Learn" in p.page for p in links), links
-    picker = at.selectbox(key="_run_picker")
+    picker = at.selectbox(key=picker_key(at.session_state["run_id"]))
     options = picker.options
     assert any("my run" in o and o.endswith("· yours") for o in options), options
     assert any("their run" in o and "yours" not in o for o in options), options

@@ -18,6 +18,7 @@ from ganlab.config import TrainConfig, get_preset
 from ganlab.data_specs import SPECS
 from ganlab.registry import RunRegistry
 from ganlab.runs import Run
+from ui.common import picker_key
 from ui.config_form import FORM_GROUPS, parse_config, widget_value
 
 REPO = Path(__file__).resolve().parent.parent
@@ -222,7 +223,7 @@ def test_url_selects_the_run_and_the_picker_keeps_it_in_the_url(lab: RunRegistry
     second = lab.create(small, "second", start=False)
     at = open_page("pages/4_Discriminator.py", first.id)
     assert at.session_state["run_id"] == first.id
-    at.selectbox(key="_run_picker").select(second.id).run()
+    at.selectbox(key=picker_key(at.session_state["run_id"])).select(second.id).run()
     assert at.session_state["run_id"] == second.id and at.query_params["run"] == second.id
 
 
@@ -331,8 +332,8 @@ def test_two_runs_with_one_name_started_in_one_second_have_distinct_picker_label
             break
     assert a.id[:15] == b.id[:15], "could not create two runs in one second"
     at = open_page("pages/4_Discriminator.py", a.id)
-    labels = at.selectbox(key="_run_picker").options
+    labels = at.selectbox(key=picker_key(at.session_state["run_id"])).options
     assert len(set(labels)) == len(labels), labels
-    at.selectbox(key="_run_picker").select(b.id).run()
+    at.selectbox(key=picker_key(at.session_state["run_id"])).select(b.id).run()
     assert_clean(at)
     assert at.session_state["run_id"] == b.id

@@ -179,13 +179,17 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
         if not runs:
             st.caption("No runs yet: start one from **Home** or **Train**.")
         else:
-            st.session_state["_run_picker"] = current   # keep the widget in step with run_id
             shown = st.session_state.setdefault("_picker_shown", {})
             if len(shown) > 2000:
                 shown.clear()
             shown.update({label: i for i, label in labels.items()})
-            st.selectbox("Run", list(runs), key="_run_picker", format_func=lambda i: labels.get(i, i),
-                         on_change=_picked, help="The run every page shows. The URL keeps it: share the link.")
+            # a key per selected run: a rerun the browser sends before it has the new selection (any fragment's
+            # tick right after Start) carries the old run in the old key, which is gone, so it selects nothing;
+            # with one key it read as a pick of the old run, and Start opened another student's run
+            key = picker_key(current)
+            st.selectbox("Run", list(runs), index=list(runs).index(current), key=key,
+                         format_func=lambda i: labels.get(i, i), on_change=_picked, args=(key,),
+                         help="The run every page shows. The URL keeps it: share the link.")
         watch_states(reg, _signature(labels, runs.get(current), plain[current][2] if current in plain else None))
     if current is None:
         if URL_KEY in st.query_params:
@@ -280,12 +284,17 @@ def _shared_runs(reg: RunRegistry, fresh: bool = False) -> tuple[dict[str, Run],
         return _shared["runs"], _shared["plain"]
 
 
-def _picked() -> None:
+def picker_key(run_id: str) -> str:
+    """The sidebar picker's widget key while `run_id` is selected."""
+    return f"_run_picker.{run_id}"
+
+
+def _picked(key: str) -> None:
     """The browser sends the picked option's label. One drawn before a run's state changed (a pick, or any
     fragment's tick, sent while the new labels were on their way) matches no option now, and Streamlit hands it
     over as the label itself: it is mapped back to its run. Taken as an id, it selected the newest run, another
     student's, in the middle of a class."""
-    value = st.session_state["_run_picker"]
+    value = st.session_state[key]
     shown = st.session_state.get("_picker_shown", {})
     run_id = value if value in shown.values() else shown.get(value)
     if run_id is not None:
