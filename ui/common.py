@@ -187,7 +187,8 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
             # tick right after Start) carries the old run in the old key, which is gone, so it selects nothing;
             # with one key it read as a pick of the old run, and Start opened another student's run
             key = picker_key(current)
-            st.selectbox("Run", list(runs), index=list(runs).index(current), key=key,
+            st.session_state[key] = current   # sent each run: the browser shows the label of now, not its own copy
+            st.selectbox("Run", list(runs), key=key,
                          format_func=lambda i: labels.get(i, i), on_change=_picked, args=(key,),
                          help="The run every page shows. The URL keeps it: share the link.")
         watch_states(reg, _signature(labels, runs.get(current), plain[current][2] if current in plain else None))
