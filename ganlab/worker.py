@@ -402,6 +402,15 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def _lower_priority() -> None:
+    """GANLAB_WORKER_NICE (default 10; 0 keeps the server's priority): training is background work, so pages come
+    first where they share cores (a badge lagged past 2 s beside two runs training flat out). Idle cores stay its."""
+    raw = os.environ.get("GANLAB_WORKER_NICE", "10").strip() or "10"
+    nice = int(raw) if raw.isdigit() else 10   # anything else: the default (README names the values)
+    if nice > 0:
+        os.nice(min(nice, 19))
+
+
 try:
     CPU_THREADS = max(1, len(os.sched_getaffinity(0)))
 except AttributeError:   # pragma: no cover - not Linux
@@ -426,6 +435,7 @@ def serve_process(make: Callable[[], Any]) -> int:
     faulthandler.enable()   # a native crash prints its Python stack into worker.log
     os.environ["GANLAB_WORKER"] = "process"
     _limit_memory()
+    _lower_priority()
     worker = make()
     worker.wait_quality = True   # the process's exit would drop queued measures
     state = worker.serve()

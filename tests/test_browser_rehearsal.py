@@ -140,10 +140,9 @@ def _start_from_link(page, url: str, runs: Path) -> str:
     return _run_id(page)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 25: passed 8 of 8 on this machine alone, but in a clean-clone CI run "
-                   "the picker label of a run paused by the instructor lagged its badge by more than LAG_S (2 s): a "
-                   "page draws the picker from the listing and the badge from a later read, and only the next 1 s "
-                   "state watch tick corrects the label")
+@pytest.mark.xfail(strict=False, reason="issue 25: with a CPU hog beside it on 2 cores, 2 of 13 rehearsals had a page "
+                   "that agreed with status.json only in a read that returned just past LAG_S (2 s); the state "
+                   "watch ticks every 1 s, and a tick costs the server ~4 ms, so 0.5 s would double that for 40 tabs")
 def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
     url, runs = rehearsal
     contexts = [chromium_browser.new_context(viewport=VIEWPORT) for _ in range(4)]

@@ -203,6 +203,28 @@ def test_sigkill_is_named_and_resume_continues_from_the_checkpoint(proc_reg):
     keeps_training(good)
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])   # field 19: nice
+
+
+@pytest.mark.parametrize("setting,lower", [(None, 10), ("3", 3), ("0", 0), ("lots", 10)])
+def test_a_worker_trains_below_the_server_s_cpu_priority(tmp_path, monkeypatch, setting, lower):
+    """Pages come first on shared cores: a worker runs at nice +GANLAB_WORKER_NICE (default 10) over the server."""
+    if setting is None:
+        monkeypatch.delenv("GANLAB_WORKER_NICE", raising=False)
+    else:
+        monkeypatch.setenv("GANLAB_WORKER_NICE", setting)
+    reg = RunRegistry(tmp_path / "runs", max_active=1, executor="process")
+    try:
+        run = reg.create(tiny(), "nice")
+        wait_for(lambda: run.state == "running" and isinstance(run.store.read_status().get("pid"), int),
+                 "the worker", 120)
+        assert _nice(run.store.read_status()["pid"]) == min(19, os.nice(0) + lower)
+        keeps_training(run)
+    finally:
+        reg.shutdown(20)
+
+
 def test_out_of_memory_worker_fails_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("GANLAB_WORKER_MEMORY_MB", "1500")   # each worker's data memory is capped
     reg = RunRegistry(tmp_path / "runs", max_active=3, executor="process")
