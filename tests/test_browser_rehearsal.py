@@ -140,9 +140,10 @@ def _start_from_link(page, url: str, runs: Path) -> str:
     return _run_id(page)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 25: with a CPU hog beside it on 2 cores, 2 of 13 rehearsals had a page "
-                   "that agreed with status.json only in a read that returned just past LAG_S (2 s); the state "
-                   "watch ticks every 1 s, and a tick costs the server ~4 ms, so 0.5 s would double that for 40 tabs")
+@pytest.mark.xfail(strict=False, reason="issue 25: with a CPU hog beside it on 2 cores, 2 of 3 rehearsals of the "
+                   "last fixes had a page that agreed with status.json only in a read that returned just past "
+                   "LAG_S (2 s); the state watch ticks every 1 s, and a tick costs the server ~4 ms, so 0.5 s would "
+                   "double that for 40 tabs")
 def test_a_class_rehearsed(rehearsal, chromium_browser) -> None:
     url, runs = rehearsal
     contexts = [chromium_browser.new_context(viewport=VIEWPORT) for _ in range(4)]
