@@ -59,7 +59,7 @@ TASKS = {
 }
 SPARES = 1                   # idle children kept ready
 MAX_CHILDREN = 4             # children at once; a call waits (within its wall limit) for one to free
-IDLE_S = 60.0                # an idle child beyond the SPARES ends after this (each holds torch: ~250 MB)
+IDLE_S = 60.0                # an idle child beyond the SPARES ends after this (each holds torch: ~500 MB resident)
 MAX_CALLS = 500              # a child ends after this many calls, so no task's leftovers build up in it
 BOOT_S = 90.0                # a child's start (it imports torch) may take this long on a loaded machine
 MAX_REPLY = 256 * 2**20      # bytes a reply may have
