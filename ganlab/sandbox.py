@@ -20,7 +20,8 @@ under limits and sends back plain data.
   a child across calls (so a child's caches, such as be_d's networks, stay warm; a refusal is an exception and
   leaves the child clean), and replaces one that died or ran out of memory. `retire=True` ends the child after
   its call (a reused child costs ~0.5 ms a call, a fresh one 2-3 s of start-up on this machine). Children a burst
-  started beyond the spares end after IDLE_S idle, and each child ends after MAX_CALLS calls.
+  started beyond the spares end after IDLE_S idle (not after a number of calls: the next call would wait 2-3 s
+  for a fresh child, and a check of 1,558 files stalled three times).
 """
 from __future__ import annotations
 
@@ -60,7 +61,6 @@ TASKS = {
 SPARES = 1                   # idle children kept ready
 MAX_CHILDREN = 4             # children at once; a call waits (within its wall limit) for one to free
 IDLE_S = 60.0                # an idle child beyond the SPARES ends after this (each holds torch: ~500 MB resident)
-MAX_CALLS = 500              # a child ends after this many calls, so no task's leftovers build up in it
 BOOT_S = 90.0                # a child's start (it imports torch) may take this long on a loaded machine
 MAX_REPLY = 256 * 2**20      # bytes a reply may have
 _HEADER = struct.Struct("<Q")
@@ -161,7 +161,6 @@ class _Child:
         self.proc = subprocess.Popen([sys.executable, "-m", "ganlab.sandbox"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
         self.ready = False
-        self.calls = 0
         self.idle_since = time.monotonic()
 
     def kill(self) -> None:
@@ -213,11 +212,10 @@ class _Child:
 
 class Pool:
     """Up to MAX_CHILDREN children, SPARES of them kept idle and ready (thread-safe). A burst of calls starts
-    more; those end once idle for `idle_s`, and every child ends after `max_calls` calls."""
+    more; those end once idle for `idle_s`."""
 
-    def __init__(self, spares: int = SPARES, max_children: int = MAX_CHILDREN, idle_s: float = IDLE_S,
-                 max_calls: int = MAX_CALLS) -> None:
-        self.spares, self.idle_s, self.max_calls = spares, idle_s, max_calls
+    def __init__(self, spares: int = SPARES, max_children: int = MAX_CHILDREN, idle_s: float = IDLE_S) -> None:
+        self.spares, self.idle_s = spares, idle_s
         self._idle: list[_Child] = []
         self._all: set[_Child] = set()
         self._slots = threading.BoundedSemaphore(max_children)
@@ -240,10 +238,6 @@ class Pool:
             return child
 
     def _give_back(self, child: _Child) -> None:
-        child.calls += 1
-        if child.calls >= self.max_calls:
-            self._drop(child)
-            return
         child.idle_since = time.monotonic()
         with self._lock:
             self._idle.append(child)
