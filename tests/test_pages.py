@@ -322,6 +322,21 @@ def test_train_shows_the_noise_beside_the_2d_view_for_1d_noise(lab: RunRegistry)
     assert any(c.value.startswith("Noise at step 40:") for c in at.caption)
 
 
+def test_a_rerun_carrying_the_url_this_session_just_replaced_keeps_the_new_run(lab: RunRegistry) -> None:
+    """The browser sends its URL with every rerun: a fragment's tick sent before the new ?run= arrived carried the
+    old one, it read as a link, and a student's Start showed another student's run."""
+    small = get_preset("ring8").config(steps=10)
+    first = lab.create(small, "first", start=False)
+    second = lab.create(small, "second", start=False)
+    at = open_page("pages/1_Train.py", first.id)
+    at.selectbox(key=picker_key(first.id)).select(second.id).run()
+    assert at.session_state["run_id"] == second.id and at.query_params["run"] == second.id
+    at.query_params["run"] = first.id   # the browser's copy from before the pick
+    at.run()
+    assert_clean(at)
+    assert at.session_state["run_id"] == second.id and at.query_params["run"] == second.id
+
+
 def test_two_runs_with_one_name_started_in_one_second_have_distinct_picker_labels(lab: RunRegistry) -> None:
     """The browser picks by label: two ring8 runs started in the same second (a class pressing Start together)
     had one label, so picking the second selected the first."""

@@ -26,7 +26,7 @@ from ganlab.config import TrainConfig
 from ganlab.registry import RunRegistry, get_registry
 from ganlab.runs import Run, RunView
 from ganlab.store import default_runs_dir
-from ui import messages, session
+from ui import load, messages, session
 
 RUN_KEY = "run_id"          # session_state key of the selected run id (pages read it)
 URL_KEY = "run"             # query parameter carrying the selected run, so a link opens the same run
@@ -159,7 +159,11 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
     runs, plain = _shared_runs(reg, fresh=True)
     labels = _labels(plain)   # read once: what the page draws is what is watched
     url = st.query_params.get(URL_KEY)
-    if url and url != st.session_state.get("_run_url") and url in runs:
+    was, at = st.session_state.get("_run_url_was", (None, 0.0))
+    # the URL this session just replaced, within ECHO_S, is the browser's copy from before (a fragment's tick sent
+    # before the new URL arrived, and the redraw it asked for): taken as a link, Start showed another's run
+    echo = url == was and time.monotonic() - at < ECHO_S
+    if url and url != st.session_state.get("_run_url") and url in runs and not echo:
         st.session_state[RUN_KEY] = url
     current = st.session_state.get(RUN_KEY)
     if current not in runs:
@@ -197,6 +201,8 @@ def run_picker(reg: RunRegistry | None = None) -> Run | None:
             del st.query_params[URL_KEY]
     elif st.query_params.get(URL_KEY) != current:
         st.query_params[URL_KEY] = current
+    if st.session_state.get("_run_url") not in (None, current):
+        st.session_state["_run_url_was"] = (st.session_state["_run_url"], time.monotonic())
     st.session_state["_run_url"] = current
     return runs.get(current)
 
@@ -210,7 +216,9 @@ def picked_view(run: Run) -> RunView:
 
 
 _VIEW_KEY = "_picked_view"
+ECHO_S = 5.0   # a run's URL this session replaced reads as the browser's old copy for this long
 STATE_POLL_S = 1.0   # a badge, a picker label or a button's enabled state lags status.json by at most this
+STATE_POLL_QUICK_S = 0.5   # the same while the server is idle (a tick costs it ~4 ms of CPU)
 
 
 def is_mine(run: Run | RunView) -> bool:
@@ -248,7 +256,8 @@ def _signature(labels: dict[str, str], selected: Run | None, state: str | None) 
 def watch_states(reg: RunRegistry, drawn: tuple) -> None:
     """A quiet fragment that redraws the whole page once what it was drawn from changed: a run was queued and now
     trains, was paused or finished by someone else, renamed, created or deleted. Nothing is drawn; the check is
-    a status read per run (cached, at most every 0.1 s), every STATE_POLL_S."""
+    a status read per run (cached, at most every 0.1 s), every STATE_POLL_S (STATE_POLL_QUICK_S while the server
+    is idle: a busy page lagged past 2 s when a change just missed a 1 s tick)."""
     ticks: list[bool] = []
 
     def body() -> None:
@@ -265,7 +274,7 @@ def watch_states(reg: RunRegistry, drawn: tuple) -> None:
             st.rerun()
 
     with st.container(key="state-watch"):
-        st.fragment(body, run_every=STATE_POLL_S)()
+        st.fragment(body, run_every=load.poll_s(STATE_POLL_QUICK_S, STATE_POLL_S))()
 
 
 _SHARED_S = 0.3   # every open page's check within this reads one listing: 40 tabs cost ~3 listings a second
