@@ -216,6 +216,7 @@ class Pool:
 
     def __init__(self, spares: int = SPARES, max_children: int = MAX_CHILDREN, idle_s: float = IDLE_S) -> None:
         self.spares, self.idle_s = spares, idle_s
+        self._trim_timer: threading.Timer | None = None   # at most one pending trim, however many calls a burst made
         self._idle: list[_Child] = []
         self._all: set[_Child] = set()
         self._slots = threading.BoundedSemaphore(max_children)
@@ -241,19 +242,27 @@ class Pool:
         child.idle_since = time.monotonic()
         with self._lock:
             self._idle.append(child)
-            extra = len(self._idle) > self.spares
-        if extra:   # trimmed once it has been idle that long (a later call may take it first)
-            timer = threading.Timer(self.idle_s, self.trim)
-            timer.daemon = True
-            timer.start()
+            self._schedule_trim(self.idle_s)
+
+    def _schedule_trim(self, delay: float) -> None:
+        """(Under the lock.) A trim in `delay` s while idle children beyond the spares remain and none is pending."""
+        if len(self._idle) > self.spares and self._trim_timer is None:
+            self._trim_timer = threading.Timer(delay, self.trim)
+            self._trim_timer.daemon = True
+            self._trim_timer.start()
 
     def trim(self) -> None:
-        """End the idle children beyond the spares that have been idle for idle_s (the least recently used)."""
+        """End the idle children beyond the spares that have been idle for idle_s (the least recently used), and
+        come back for the rest when the oldest of them is due."""
         now = time.monotonic()
         with self._lock:
-            old = [c for c in self._idle[:max(0, len(self._idle) - self.spares)] if now - c.idle_since >= self.idle_s]
+            self._trim_timer = None
+            extra = self._idle[:max(0, len(self._idle) - self.spares)]
+            old = [c for c in extra if now - c.idle_since >= self.idle_s]
             self._idle = [c for c in self._idle if c not in old]
             self._all.difference_update(old)
+            left = [c.idle_since for c in extra if c not in old]
+            self._schedule_trim(max(0.05, min(left) + self.idle_s - now) if left else self.idle_s)
         for child in old:
             child.kill()
 
