@@ -9,7 +9,7 @@ from ganlab.lineage import parent_text
 from ganlab.runs import RunView
 from ui.classroom import copy_link, fresh_params, presenting
 from ui.common import picked_view, run_picker, setup, start_run, state_badge, state_message
-from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker
+from ui.config_form import config_form, data_upload, form_values, load_form, parse_config, preset_picker, taken
 from ui.draw import DRAW_BUTTON, draw_data, drawn_run_name
 from ui.live import history_charts, live_fragment, model_overview
 from ui.panels import live_settings, progress, quality_panel, run_controls
@@ -41,6 +41,7 @@ def new_run_form(expanded: bool) -> None:
             copy_link("Train", links.config_params(shared, preset), key="cfg-link", what="this configuration",
                       label="Link to this configuration")
         if cfg is not None:
+            taken("cfg")
             try:
                 start_run(cfg, drawn_run_name("cfg"), reg)
             except (OSError, ValueError) as e:   # a bad run name or an unwritable runs directory

@@ -186,6 +186,37 @@ def test_config_form_shows_errors_next_to_fields_and_starts_valid_runs(lab: RunR
     assert at.session_state["run_id"] == runs[0].id
 
 
+def test_a_start_press_survives_a_rerun_that_interrupts_its_script_run(lab: RunRegistry,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun the browser sends preempts a script run at its next st call. One that came between the form and
+    the start (the configuration link's button sits there) lost the press: the form had already handed its
+    result over, and the rerun started nothing (a student's Start did nothing, under load). The interruption
+    is made real here: st.rerun() at that st call, once."""
+    import streamlit as st
+
+    import ui.classroom
+    real, interrupted = ui.classroom.copy_link, []
+
+    def copy_link(page, params, key, **kw):
+        if key == "cfg-link" and st.session_state.get("cfg._result") is not None and not interrupted:
+            interrupted.append(True)
+            st.rerun()
+        return real(page, params, key, **kw)
+
+    monkeypatch.setattr(ui.classroom, "copy_link", copy_link)
+    at = open_page("pages/1_Train.py")
+    at.selectbox(key="cfg.preset").select("ring8").run()
+    at.number_input(key="cfg.steps").set_value(30)
+    at.button(key="FormSubmitter:cfg-form-Start new run").click().run()
+    assert_clean(at)
+    assert interrupted, "the press's script run was not interrupted between the form and the start"
+    runs = lab.list()
+    assert len(runs) == 1 and runs[0].cfg.steps == 30, [r.id for r in runs]   # one run: never none, never two
+    assert at.session_state["run_id"] == runs[0].id
+    at.run()
+    assert len(lab.list()) == 1   # the press was taken: a later rerun starts nothing more
+
+
 def test_parse_config_is_pure_and_reports_each_bad_field() -> None:
     base = {f: widget_value(TrainConfig(), f) for _, names in FORM_GROUPS for f in names}
     cfg, errors = parse_config(base)
@@ -335,6 +366,28 @@ def test_a_rerun_carrying_the_url_this_session_just_replaced_keeps_the_new_run(l
     at.run()
     assert_clean(at)
     assert at.session_state["run_id"] == second.id and at.query_params["run"] == second.id
+
+
+def test_the_picker_of_a_run_selected_before_never_selects() -> None:
+    """After a Start, the browser's copy of the old picker (keyed by the run selected before) comes back with any
+    rerun it sends first; a label of it that changed since (the other run went from queued to running) read as a
+    pick, and the student's Start opened another student's run (1 in 6 rehearsals)."""
+    def script() -> None:
+        import streamlit as st
+
+        from ui.common import RUN_KEY, _picked, picker_key
+        st.session_state["_picker_shown"] = {"old · running": "old", "new · queued": "new"}
+        st.session_state[RUN_KEY] = "new"   # Start selected the new run
+        st.session_state[picker_key("old")] = "old · running"   # the old picker's value, as the browser sends it
+        _picked(picker_key("old"))
+        st.session_state["after_stale"] = st.session_state[RUN_KEY]
+        st.session_state[picker_key("new")] = "old · running"   # a pick on the picker drawn now still selects
+        _picked(picker_key("new"))
+        st.session_state["after_pick"] = st.session_state[RUN_KEY]
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.session_state["after_stale"] == "new" and at.session_state["after_pick"] == "old"
 
 
 def test_two_runs_with_one_name_started_in_one_second_have_distinct_picker_labels(lab: RunRegistry) -> None:

@@ -304,6 +304,11 @@ def _picked(key: str) -> None:
     fragment's tick, sent while the new labels were on their way) matches no option now, and Streamlit hands it
     over as the label itself: it is mapped back to its run. Taken as an id, it selected the newest run, another
     student's, in the middle of a class."""
+    if key != picker_key(st.session_state.get(RUN_KEY)):
+        # the picker of a run selected before (a Start, a link): the browser sends its old copy with any rerun
+        # it sends before the new page arrives, and a label that changed since (another student's run, queued
+        # then running) read as a pick: a student's Start opened the other student's run (1 in 6 rehearsals)
+        return
     value = st.session_state[key]
     shown = st.session_state.get("_picker_shown", {})
     run_id = value if value in shown.values() else shown.get(value)

@@ -234,10 +234,11 @@ ExtraButton = tuple[str, str, Callable[[str], None]]   # (label, icon, callback(
 
 def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Start new run",
                 extra: ExtraButton | None = None) -> TrainConfig | None:
-    """The full training-config form. Returns the validated TrainConfig on the run its button was pressed,
-    else None. Invalid values are shown next to their field (never as a traceback). The run name typed in
-    the form is in st.session_state[f"{key}.name"]. `extra` adds a second submit button beside it: its callback
-    sees the form's values, as Start's does, and calls `submit` with a config to start, or `form_note`."""
+    """The full training-config form. Returns the validated TrainConfig from the run its button was pressed
+    until the caller calls `taken(key)`, else None. Invalid values are shown next to their field (never as a
+    traceback). The run name typed in the form is in st.session_state[f"{key}.name"]. `extra` adds a second
+    submit button beside it: its callback sees the form's values, as Start's does, and calls `submit` with a
+    config to start, or `form_note`."""
     for f in fields(TrainConfig):
         st.session_state.setdefault(f"{key}.{f.name}", widget_value(initial, f.name))
     errors: dict[str, str] = st.session_state.get(f"{key}._errors") or {}
@@ -260,4 +261,12 @@ def config_form(initial: TrainConfig, key: str = "cfg", submit_label: str = "Sta
         kind, msg = flash(f"{key}._note", (None, None))
         if kind:
             getattr(st, kind)(msg)
-    return st.session_state.pop(f"{key}._result", None)
+    # kept until the caller takes it (`taken`): a rerun that interrupts this script run between here and the start
+    # (a rerun the browser sends preempts at any st call) would otherwise lose the press (seen under load)
+    return st.session_state.get(f"{key}._result")
+
+
+def taken(key: str) -> None:
+    """The caller starts the form's config now: forget the press. Call it right before the start, with no st
+    call between (a script run can only be interrupted at one), so the press starts one run, never none or two."""
+    st.session_state.pop(f"{key}._result", None)
